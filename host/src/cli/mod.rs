@@ -1,0 +1,55 @@
+//! Command-line interface (clap derive).
+
+mod policy_cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Autoscaler for stream-processing jobs, with sandboxed WebAssembly scaling policies.
+#[derive(Debug, Parser)]
+#[command(name = "daedalus", version, about)]
+pub(crate) struct Cli {
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive);
+    /// the `DAEDALUS_LOG` environment variable overrides it.
+    #[arg(long, global = true, default_value = "warn")]
+    pub(crate) log_level: String,
+
+    /// Directory for precompiled policies (default: `$XDG_CACHE_HOME/daedalus` or
+    /// `~/.cache/daedalus`).
+    #[arg(long, global = true, env = "DAEDALUS_CACHE_DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Do not read or write the precompiled cache.
+    #[arg(long, global = true)]
+    pub(crate) no_cache: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Work with policy components.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+}
+
+/// Runs the parsed command.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let cache_dir = if cli.no_cache {
+        None
+    } else {
+        Some(cli.cache_dir.clone().unwrap_or_else(default_cache_dir))
+    };
+    match cli.command {
+        Command::Policy(cmd) => policy_cmd::run(cmd, cache_dir),
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("daedalus")
+}

@@ -1,0 +1,14 @@
+//! The Daedalus autoscaler host: watches stream-processing jobs, asks a sandboxed
+//! WebAssembly policy what parallelism each should run at, and applies the answer.
+//!
+//! Module map (arrows point inward: `main -> {policy, ...} -> mapek -> model`):
+//! - [`model`]: plain data, mirroring `wit/types.wit` (what a policy sees and answers);
+//! - [`mapek`]: the loop's roles; [`mapek::ScalingPolicy`] is Plan;
+//! - [`policy`]: the wasm runtime, the only module that names wasmtime;
+//! - [`clock`]: the only reader of the real clock.
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod mapek;
+pub mod model;
+pub mod policy;

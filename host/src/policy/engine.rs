@@ -1,0 +1,257 @@
+//! The one wasmtime `Engine` of the process, its linker, epoch ticker and precompiled cache.
+
+use super::bindings::{ScalingPolicy as Bindings, ScalingPolicyPre};
+use super::cache::PrecompiledCache;
+use super::error::LoadError;
+use super::imports;
+use super::limits::PolicyLimits;
+use super::loaded::{LoadReport, LoadedPolicy};
+use super::sandbox::HostState;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+/// The magic and layer bytes of a binary component (`\0asm`, version 0x0d, layer 1).
+const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+/// The header of a core module (`\0asm`, version 1).
+const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Root of the precompiled cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Period of the epoch ticker; deadlines are rounded up to whole ticks. Default 10 ms.
+    pub epoch_tick: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Compiles, checks and pre-instantiates policy components. One per process; cheap to share
+/// behind an `Arc`. Compilation is CPU-heavy: call the `load_*` methods off the async workers.
+pub struct PolicyEngine {
+    engine: wasmtime::Engine,
+    linker: Linker<HostState>,
+    cache: Option<PrecompiledCache>,
+    epoch_tick: Duration,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("cache", &self.cache)
+            .field("epoch_tick", &self.epoch_tick)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PolicyEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PolicyEngine {
+    /// Builds the engine (fuel and epoch interruption on, component-model concurrency off),
+    /// links WASI with the empty context and the `log` import, and starts the epoch ticker.
+    pub fn new(options: EngineOptions) -> Result<Arc<Self>, LoadError> {
+        let mut config = wasmtime::Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .concurrency_support(false)
+            // Policies recurse little; a small stack turns runaway recursion into a quick trap.
+            .max_wasm_stack(1 << 20);
+        let engine = wasmtime::Engine::new(&config)
+            .map_err(|e| LoadError::Host(format!("cannot create the wasm engine: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| LoadError::Host(format!("cannot link WASI: {e:#}")))?;
+        Bindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Host(format!("cannot link the policy world: {e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            let tick = options.epoch_tick;
+            std::thread::Builder::new()
+                .name("policy-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| LoadError::Host(format!("cannot start the epoch ticker: {e}")))?;
+        }
+        let cache = options
+            .cache_dir
+            .as_deref()
+            .map(|root| PrecompiledCache::new(root, &engine));
+        Ok(Arc::new(PolicyEngine {
+            engine,
+            linker,
+            cache,
+            epoch_tick: options.epoch_tick,
+            ticker_stop,
+        }))
+    }
+
+    /// The precompiled cache, if enabled.
+    pub fn cache(&self) -> Option<&PrecompiledCache> {
+        self.cache.as_ref()
+    }
+
+    /// Epoch ticks that cover `deadline` (at least two, so a call never starts already expired).
+    pub(crate) fn deadline_ticks(&self, deadline: Duration) -> u64 {
+        let tick = self.epoch_tick.as_nanos().max(1);
+        (deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
+    }
+
+    /// Reads and loads a policy file; with `expected_sha256`, refuses a file whose digest differs.
+    pub fn load_file(
+        self: &Arc<Self>,
+        path: &Path,
+        limits: &PolicyLimits,
+        expected_sha256: Option<&str>,
+    ) -> Result<LoadedPolicy, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let digest = sha256_hex(&bytes);
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&digest)
+        {
+            return Err(LoadError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: digest,
+            });
+        }
+        self.load_bytes(&bytes, limits)
+    }
+
+    /// Loads a policy from bytes: checks the header, compiles (or loads the precompiled cache
+    /// entry), checks exports and imports, pre-instantiates and calls `describe`.
+    pub fn load_bytes(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        limits: &PolicyLimits,
+    ) -> Result<LoadedPolicy, LoadError> {
+        let mut clock = crate::clock::Stopwatch::start();
+        let digest = sha256_hex(bytes);
+        let component = self.component(bytes, &digest)?;
+        let (component, cache_hit) = component;
+        let compile = clock.lap();
+        let ty = component.component_type();
+        let export_names: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
+        imports::check_exports(export_names.iter().copied())?;
+        let import_names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        imports::check_imports(import_names.iter().map(String::as_str))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Host(format!("cannot pre-instantiate: {e:#}")))?;
+        let pre =
+            ScalingPolicyPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let instantiate = clock.lap();
+        let mut policy = LoadedPolicy::new(self.clone(), pre, digest, import_names);
+        let info = policy
+            .describe_blocking(limits)
+            .map_err(|e| LoadError::Validation(Box::new(e)))?;
+        policy.set_info(info);
+        policy.set_report(LoadReport {
+            compile,
+            cache_hit,
+            instantiate,
+            describe: clock.lap(),
+        });
+        Ok(policy)
+    }
+
+    fn component(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), LoadError> {
+        if bytes.len() < 8 || bytes[..4] != COMPONENT_HEADER[..4] {
+            return Err(LoadError::NotAComponent(
+                "the file does not start with the wasm magic bytes".into(),
+            ));
+        }
+        if bytes[..8] == CORE_MODULE_HEADER {
+            return Err(LoadError::NotAComponent(
+                "this is a core wasm module; build for wasm32-wasip2 (or run `wasm-tools component new`) to get a component".into(),
+            ));
+        }
+        if bytes[..8] != COMPONENT_HEADER {
+            return Err(LoadError::NotAComponent(format!(
+                "unsupported wasm header {:02x?}",
+                &bytes[4..8]
+            )));
+        }
+        if let Some(cache) = &self.cache {
+            let entry = cache.entry(digest);
+            if entry.exists() {
+                // SAFETY: the entry was written by `PrecompiledCache::store` from our own
+                // compilation, keyed by the engine's compatibility hash; wasmtime still checks
+                // the header and refuses a mismatched engine.
+                match unsafe { Component::deserialize_file(&self.engine, &entry) } {
+                    Ok(c) => return Ok((c, true)),
+                    Err(e) => {
+                        tracing::warn!(entry = %entry.display(), error = %e, "Ignoring an unusable precompiled entry.")
+                    }
+                }
+            }
+            let native = self
+                .engine
+                .precompile_component(bytes)
+                .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+            if let Err(e) = cache.store(digest, &native) {
+                tracing::warn!(dir = %cache.dir().display(), error = %e, "Cannot write the precompiled cache.");
+            }
+            // SAFETY: `native` was produced just now by this engine.
+            let c = unsafe { Component::deserialize(&self.engine, &native) }.map_err(|e| {
+                LoadError::Host(format!("cannot load freshly compiled code: {e:#}"))
+            })?;
+            return Ok((c, false));
+        }
+        let c = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        Ok((c, false))
+    }
+
+    /// The exports and imports of a component, for `policy inspect`, without checking them.
+    pub fn interface_of(&self, bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), LoadError> {
+        let (component, _) = self.component(bytes, &sha256_hex(bytes))?;
+        let ty = component.component_type();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        Ok((exports, imports))
+    }
+
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

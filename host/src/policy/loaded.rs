@@ -1,0 +1,192 @@
+//! A compiled, checked policy, instantiated afresh for every call.
+
+use super::bindings::ScalingPolicyPre;
+use super::convert;
+use super::engine::PolicyEngine;
+use super::error::PolicyError;
+use super::limits::PolicyLimits;
+use super::sandbox::HostState;
+use crate::model::{Decision, DecisionInput, GuestError, PolicyInfo};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Store;
+
+/// How long each load step took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadReport {
+    /// Compiling, or loading the precompiled cache entry.
+    pub compile: Duration,
+    /// Whether the precompiled cache served the component.
+    pub cache_hit: bool,
+    /// Checking the interface and pre-instantiating.
+    pub instantiate: Duration,
+    /// The first `describe` call (instantiation included).
+    pub describe: Duration,
+}
+
+/// A compiled component that passed the load checks, ready to be called.
+///
+/// Every call runs in a new `Store` with the limits set (fuel, epoch deadline, memory cap), so
+/// guest memory never carries over between calls and a trapped instance is simply dropped.
+/// The calls block: run them on `spawn_blocking` in async code.
+#[derive(Clone)]
+pub struct LoadedPolicy {
+    engine: Arc<PolicyEngine>,
+    pre: ScalingPolicyPre<HostState>,
+    digest: String,
+    imports: Vec<String>,
+    info: PolicyInfo,
+    report: LoadReport,
+}
+
+impl std::fmt::Debug for LoadedPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPolicy")
+            .field("name", &self.info.name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A finished call: its result and the fuel it burned.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    /// The validated decision, or why there is none.
+    pub result: Result<Decision, PolicyError>,
+    /// Fuel consumed by the call (instantiation included).
+    pub fuel_used: u64,
+}
+
+impl LoadedPolicy {
+    pub(crate) fn new(
+        engine: Arc<PolicyEngine>,
+        pre: ScalingPolicyPre<HostState>,
+        digest: String,
+        imports: Vec<String>,
+    ) -> Self {
+        LoadedPolicy {
+            engine,
+            pre,
+            digest,
+            imports,
+            info: PolicyInfo {
+                name: "unknown".into(),
+                version: String::new(),
+                description: String::new(),
+                params: Vec::new(),
+            },
+            report: LoadReport::default(),
+        }
+    }
+
+    pub(crate) fn set_info(&mut self, info: PolicyInfo) {
+        self.info = info;
+    }
+
+    pub(crate) fn set_report(&mut self, report: LoadReport) {
+        self.report = report;
+    }
+
+    /// The policy's self-description.
+    pub fn info(&self) -> &PolicyInfo {
+        &self.info
+    }
+
+    /// Lower-case hex sha256 of the component file.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The component's imports, with versions.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// How long loading took.
+    pub fn load_report(&self) -> LoadReport {
+        self.report
+    }
+
+    fn store(&self, limits: &PolicyLimits) -> Result<Store<HostState>, PolicyError> {
+        let mut store = Store::new(
+            self.engine.wasmtime(),
+            HostState::sandboxed(&self.info.name, limits),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| PolicyError::Host(format!("cannot set fuel: {e}")))?;
+        store.set_epoch_deadline(self.engine.deadline_ticks(limits.deadline()));
+        Ok(store)
+    }
+
+    /// Calls `describe` in a fresh store.
+    pub fn describe_blocking(&self, limits: &PolicyLimits) -> Result<PolicyInfo, PolicyError> {
+        let mut store = self.store(limits)?;
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|guest| guest.daedalus_autoscaler_policy().call_describe(&mut store));
+        result
+            .map(convert::info)
+            .map_err(|e| convert::call_error(e, store.data()))
+    }
+
+    /// Calls `decide` in a fresh store and validates the answer against `input`.
+    pub fn decide_blocking(
+        &self,
+        input: &DecisionInput,
+        limits: &PolicyLimits,
+    ) -> Result<Decision, PolicyError> {
+        self.call_blocking(input, limits).result
+    }
+
+    /// Like [`Self::decide_blocking`], also reporting the fuel the call burned.
+    pub fn call_blocking(&self, input: &DecisionInput, limits: &PolicyLimits) -> CallOutcome {
+        let mut store = match self.store(limits) {
+            Ok(s) => s,
+            Err(e) => {
+                return CallOutcome {
+                    result: Err(e),
+                    fuel_used: 0,
+                };
+            }
+        };
+        let wit_input = convert::input(input);
+        let raw = self.pre.instantiate(&mut store).and_then(|guest| {
+            guest
+                .daedalus_autoscaler_policy()
+                .call_decide(&mut store, &wit_input)
+        });
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let result = match raw {
+            Err(e) => Err(convert::call_error(e, store.data())),
+            Ok(Err(e)) => Err(PolicyError::Guest(convert::guest_error(e))),
+            Ok(Ok(d)) => {
+                let d = convert::decision(d);
+                d.validate(input, limits.max_state_bytes)
+                    .map(|()| d)
+                    .map_err(PolicyError::InvalidOutput)
+            }
+        };
+        CallOutcome { result, fuel_used }
+    }
+
+    /// Decides, and when the policy rejects the state blob (`invalid-state`) decides again
+    /// without it. Returns the decision and whether the state was accepted.
+    pub fn decide_with_state_fallback(
+        &self,
+        input: &DecisionInput,
+        limits: &PolicyLimits,
+    ) -> Result<(Decision, bool), PolicyError> {
+        match self.decide_blocking(input, limits) {
+            Err(PolicyError::Guest(GuestError::InvalidState(why))) if input.state.is_some() => {
+                tracing::info!(policy = %self.info.name, reason = %why, "Policy refused the state blob; starting it fresh.");
+                let mut fresh = input.clone();
+                fresh.state = None;
+                self.decide_blocking(&fresh, limits).map(|d| (d, false))
+            }
+            other => other.map(|d| (d, input.state.is_some())),
+        }
+    }
+}

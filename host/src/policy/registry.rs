@@ -1,0 +1,161 @@
+//! Hot swap: a policy slot whose active policy is replaced atomically after validation.
+
+use super::engine::PolicyEngine;
+use super::error::{LoadError, PolicyError};
+use super::limits::PolicyLimits;
+use super::loaded::{LoadReport, LoadedPolicy};
+use crate::model::{Decision, DecisionInput, GuestError};
+use arc_swap::ArcSwap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a successful swap did and how long each step took.
+#[derive(Debug, Clone)]
+pub struct SwapReport {
+    /// Digest of the policy that was active before.
+    pub old_digest: String,
+    /// Digest of the policy active now.
+    pub new_digest: String,
+    /// Load steps (compile or cache load, pre-instantiation, describe).
+    pub load: LoadReport,
+    /// The probe decision on the last input.
+    pub validate: Duration,
+    /// The atomic switch itself.
+    pub swap: Duration,
+    /// Whether the new policy accepted the job's state blob; if not, the job starts it fresh.
+    pub state_handed_over: bool,
+    /// The probe decision (not acted on).
+    pub probe: Option<Decision>,
+}
+
+/// The policy of one job (or of several jobs sharing a policy), swappable while in use.
+///
+/// Readers call [`PolicySlot::active`] once at the start of a cycle and use that `Arc` to the
+/// end, so a swap takes effect at the next tick boundary and a cycle in flight finishes on the
+/// policy it started with. There is always an active policy: a failed reload changes nothing.
+pub struct PolicySlot {
+    engine: Arc<PolicyEngine>,
+    limits: PolicyLimits,
+    active: ArcSwap<LoadedPolicy>,
+}
+
+impl std::fmt::Debug for PolicySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySlot")
+            .field("active", &self.active.load().digest())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicySlot {
+    /// A slot with `initial` active, calling it under `limits`.
+    pub fn new(engine: Arc<PolicyEngine>, initial: LoadedPolicy, limits: PolicyLimits) -> Self {
+        PolicySlot {
+            engine,
+            limits,
+            active: ArcSwap::from_pointee(initial),
+        }
+    }
+
+    /// The active policy.
+    pub fn active(&self) -> Arc<LoadedPolicy> {
+        self.active.load_full()
+    }
+
+    /// The limits applied to every call.
+    pub fn limits(&self) -> &PolicyLimits {
+        &self.limits
+    }
+
+    /// Loads `path` and swaps it in if it validates (see [`PolicySlot::swap_in`]). Blocking.
+    pub fn reload_file(
+        &self,
+        path: &Path,
+        expected_sha256: Option<&str>,
+        probe: Option<&DecisionInput>,
+    ) -> Result<SwapReport, LoadError> {
+        let result = self
+            .engine
+            .load_file(path, &self.limits, expected_sha256)
+            .and_then(|p| self.swap_in(p, probe));
+        log_outcome(&self.active(), &result);
+        result
+    }
+
+    /// Loads `bytes` and swaps them in if they validate. Blocking.
+    pub fn reload_bytes(
+        &self,
+        bytes: &[u8],
+        probe: Option<&DecisionInput>,
+    ) -> Result<SwapReport, LoadError> {
+        let result = self
+            .engine
+            .load_bytes(bytes, &self.limits)
+            .and_then(|p| self.swap_in(p, probe));
+        log_outcome(&self.active(), &result);
+        result
+    }
+
+    /// Validates an already loaded policy with one dry decision on `probe` (normally the job's
+    /// last input, with its state blob), then makes it active.
+    ///
+    /// The probe may fail with `insufficient-history` (a fresh policy may need more data); any
+    /// other failure (a trap, invalid params or output, a state it rejects even fresh) refuses
+    /// the swap and the old policy stays active.
+    pub fn swap_in(
+        &self,
+        new: LoadedPolicy,
+        probe: Option<&DecisionInput>,
+    ) -> Result<SwapReport, LoadError> {
+        let mut clock = crate::clock::Stopwatch::start();
+        let (probe_decision, state_handed_over) = match probe {
+            None => (None, false),
+            Some(input) => match new.decide_with_state_fallback(input, &self.limits) {
+                Ok((d, accepted)) => (Some(d), accepted),
+                Err(PolicyError::Guest(GuestError::InsufficientHistory(_))) => {
+                    (None, input.state.is_some())
+                }
+                Err(e) => return Err(LoadError::Validation(Box::new(e))),
+            },
+        };
+        let validate = clock.lap();
+        let load = new.load_report();
+        let new_digest = new.digest().to_string();
+        let old = self.active.swap(Arc::new(new));
+        let swap = clock.lap();
+        Ok(SwapReport {
+            old_digest: old.digest().to_string(),
+            new_digest,
+            load,
+            validate,
+            swap,
+            state_handed_over,
+            probe: probe_decision,
+        })
+    }
+}
+
+fn log_outcome(active: &LoadedPolicy, result: &Result<SwapReport, LoadError>) {
+    match result {
+        Ok(r) => tracing::info!(
+            from = %short(&r.old_digest),
+            to = %short(&r.new_digest),
+            compile_ms = r.load.compile.as_secs_f64() * 1e3,
+            cache_hit = r.load.cache_hit,
+            validate_ms = r.validate.as_secs_f64() * 1e3,
+            swap_us = r.swap.as_secs_f64() * 1e6,
+            state_handed_over = r.state_handed_over,
+            "Policy reloaded."
+        ),
+        Err(e) => tracing::warn!(
+            active = %short(active.digest()),
+            error = %e,
+            "Policy reload failed; the active policy is unchanged."
+        ),
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}

@@ -1,0 +1,141 @@
+//! The per-call store data: an empty WASI context, the memory limiter and the log sink.
+
+use super::bindings::{ScalingPolicyImports, daedalus};
+use super::limits::PolicyLimits;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{Deterministic, WasiCtx, WasiCtxView, WasiView};
+
+/// Bytes of guest stderr kept, to report panic messages.
+const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
+/// The bytes the guest's random sources cycle through.
+const DETERMINISTIC_BYTES: [u8; 8] = [0x9e, 0x37, 0x79, 0xb9, 0x7f, 0x4a, 0x7c, 0x15];
+/// Longest log line kept; longer ones are cut.
+const MAX_LOG_LINE_BYTES: usize = 2 * 1024;
+
+/// Store data of one policy call.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    pub(crate) limiter: MemoryLimiter,
+    policy: String,
+    log_lines: u32,
+    max_log_lines: u32,
+    pub(crate) log_flooded: bool,
+}
+
+impl HostState {
+    /// Store data that grants nothing: no files, network, environment, clocks or inherited stdio.
+    /// Guest stderr goes to a small in-memory buffer so a panic message can be reported.
+    pub(crate) fn sandboxed(policy: &str, limits: &PolicyLimits) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        // Randomness is a fixed byte cycle, so `std`'s hash seeds (and any guest use of
+        // `wasi:random`) are deterministic and a decision stays a pure function of its input.
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .secure_random(Deterministic::new(DETERMINISTIC_BYTES.to_vec()))
+            .insecure_random(Deterministic::new(DETERMINISTIC_BYTES.to_vec()))
+            .insecure_random_seed(0)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            limiter: MemoryLimiter {
+                max_bytes: limits.memory_bytes(),
+                hit: false,
+            },
+            policy: policy.to_string(),
+            log_lines: 0,
+            max_log_lines: limits.max_log_lines,
+            log_flooded: false,
+        }
+    }
+
+    /// What the guest wrote to stderr (a panic message, usually), lossily decoded.
+    pub(crate) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit, so the trap that follows
+/// (usually the guest's allocation-failure abort) is reported as a memory-limit trap.
+pub(crate) struct MemoryLimiter {
+    max_bytes: usize,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; 100k entries is far beyond any policy.
+        Ok(desired <= 100_000)
+    }
+}
+
+impl daedalus::autoscaler::types::Host for HostState {}
+
+impl ScalingPolicyImports for HostState {
+    fn log(
+        &mut self,
+        level: daedalus::autoscaler::types::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use daedalus::autoscaler::types::LogLevel;
+        self.log_lines += 1;
+        if self.log_lines > self.max_log_lines {
+            self.log_flooded = true;
+            return Err(wasmtime::Error::msg(format!(
+                "policy wrote more than {} log lines in one call",
+                self.max_log_lines
+            )));
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE_BYTES {
+            let mut cut = MAX_LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let policy = self.policy.as_str();
+        match level {
+            LogLevel::Trace => tracing::trace!(policy, "{message}"),
+            LogLevel::Debug => tracing::debug!(policy, "{message}"),
+            LogLevel::Info => tracing::info!(policy, "{message}"),
+            LogLevel::Warn => tracing::warn!(policy, "{message}"),
+            LogLevel::Error => tracing::error!(policy, "{message}"),
+        }
+        Ok(())
+    }
+}

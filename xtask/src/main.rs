@@ -1,0 +1,136 @@
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `build-policies`: make sure the `wasm32-wasip2` target is installed, build every policy
+//!   component and the sandbox-test guests, and copy them to `target/policies/`;
+//! - `ci`: what `.ci/run` runs: fmt check, clippy, build-policies, the whole test suite.
+#![allow(
+    clippy::print_stdout,
+    reason = "a task runner reports progress on stdout"
+)]
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// Policy components: (cargo package, artifact name under `target/policies/`).
+const POLICIES: &[(&str, &str)] = &[
+    ("policy-static", "static"),
+    ("policy-hpa", "hpa"),
+    ("policy-ds2", "ds2"),
+];
+
+/// Guests for the sandbox tests, under `target/policies/testing/`.
+const TEST_GUESTS: &[(&str, &str)] = &[
+    ("guest-hostile", "hostile"),
+    ("guest-ambient", "ambient"),
+    ("guest-wrong-world", "wrong-world"),
+];
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = workspace_root();
+    match task.as_str() {
+        "build-policies" => build_policies(&root),
+        "ci" => ci(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <build-policies|ci>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    println!("$ {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Installs `wasm32-wasip2` if missing: rustup first, then the bundled copy in
+/// `../shared/toolchain` for machines that cannot reach the Rust distribution server.
+fn ensure_wasm_target(root: &Path) -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()?;
+    let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim());
+    if sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+    {
+        return Ok(());
+    }
+    println!("installing the {TARGET} target");
+    if Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return Ok(());
+    }
+    let bundled = root.join("../shared/toolchain/ensure-wasm-target");
+    if bundled.exists() && Command::new(&bundled).status().is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    bail!(
+        "the {TARGET} target is missing and could not be installed; run `rustup target add {TARGET}` \
+         (or ../shared/toolchain/ensure-wasm-target where rustup cannot reach the network)"
+    )
+}
+
+fn build_policies(root: &Path) -> Result<()> {
+    ensure_wasm_target(root)?;
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["build", "--release", "--target", TARGET]);
+    for (pkg, _) in POLICIES.iter().chain(TEST_GUESTS) {
+        cmd.args(["-p", pkg]);
+    }
+    run(&mut cmd)?;
+    let built = root.join("target").join(TARGET).join("release");
+    let out = root.join("target/policies");
+    std::fs::create_dir_all(out.join("testing"))?;
+    for (dir, list) in [(out.clone(), POLICIES), (out.join("testing"), TEST_GUESTS)] {
+        for (pkg, name) in list {
+            let from = built.join(format!("{}.wasm", pkg.replace('-', "_")));
+            let to = dir.join(format!("{name}.wasm"));
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+            println!("built {}", to.display());
+        }
+    }
+    Ok(())
+}
+
+fn ci(root: &Path) -> Result<()> {
+    run(cargo().current_dir(root).args(["fmt", "--all", "--check"]))?;
+    run(cargo().current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    build_policies(root)?;
+    run(cargo().current_dir(root).args(["test", "--workspace"]))?;
+    Ok(())
+}
