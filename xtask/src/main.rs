@@ -2,7 +2,8 @@
 //!
 //! - `build-policies`: make sure the `wasm32-wasip2` target is installed, build every policy
 //!   component and the sandbox-test guests, and copy them to `target/policies/`;
-//! - `ci`: what `.ci/run` runs: fmt check, clippy, build-policies, the whole test suite.
+//! - `test`: the README's test command: build-policies, then the whole test suite;
+//! - `ci`: what `.ci/run` runs: fmt check, clippy, then `test`.
 #![allow(
     clippy::print_stdout,
     reason = "a task runner reports progress on stdout"
@@ -33,9 +34,10 @@ fn main() -> Result<()> {
     let root = workspace_root();
     match task.as_str() {
         "build-policies" => build_policies(&root),
+        "test" => run_tests(&root),
         "ci" => ci(&root),
         _ => {
-            eprintln!("usage: cargo xtask <build-policies|ci>");
+            eprintln!("usage: cargo xtask <build-policies|test|ci>");
             std::process::exit(2);
         }
     }
@@ -120,6 +122,11 @@ fn build_policies(root: &Path) -> Result<()> {
     Ok(())
 }
 
+fn run_tests(root: &Path) -> Result<()> {
+    build_policies(root)?;
+    run(cargo().current_dir(root).args(["test", "--workspace"]))
+}
+
 fn ci(root: &Path) -> Result<()> {
     run(cargo().current_dir(root).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(root).args([
@@ -130,7 +137,5 @@ fn ci(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    build_policies(root)?;
-    run(cargo().current_dir(root).args(["test", "--workspace"]))?;
-    Ok(())
+    run_tests(root)
 }

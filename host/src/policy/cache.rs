@@ -60,3 +60,24 @@ impl PrecompiledCache {
         std::fs::rename(&tmp, self.entry(digest))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(fuel: bool) -> wasmtime::Engine {
+        let mut c = wasmtime::Config::new();
+        c.consume_fuel(fuel);
+        wasmtime::Engine::new(&c).unwrap()
+    }
+
+    #[test]
+    fn a_changed_engine_config_gets_a_fresh_directory() {
+        let root = Path::new("/cache");
+        let a = PrecompiledCache::new(root, &engine(true));
+        let a2 = PrecompiledCache::new(root, &engine(true));
+        let b = PrecompiledCache::new(root, &engine(false));
+        assert_eq!(a.dir(), a2.dir());
+        assert_ne!(a.dir(), b.dir());
+    }
+}

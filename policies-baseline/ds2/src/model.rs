@@ -110,7 +110,7 @@ pub fn plan(params: &Ds2Params, input: &DecisionInput) -> Result<Vec<OperatorPla
             _ => None,
         };
         let mut target = match true_rate_per_instance {
-            Some(per) if !(is_source && !params.scale_sources) => {
+            Some(per) if !is_source || params.scale_sources => {
                 let optimal = target_input / per * (1.0 + params.scaling_factor);
                 let c = (optimal - 1e-9).ceil();
                 if c >= f64::from(u32::MAX) {

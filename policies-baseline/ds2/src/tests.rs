@@ -21,6 +21,13 @@ fn pipeline(at_s: u64, rate: f64, p: [u32; 3], busy: [f64; 3]) -> Observation {
     o
 }
 
+/// Rates measured at 1000 records/s while the input has grown to 4000 records/s.
+fn overloaded(at_s: u64) -> Observation {
+    let mut o = pipeline(at_s, 1000.0, [1, 1, 1], [0.25, 1.0, 0.5]);
+    o.input_records_per_sec = Some(4000.0);
+    o
+}
+
 fn targets(d: &Decision) -> Vec<u32> {
     match &d.action {
         Action::Operators(t) => t.iter().map(|t| t.parallelism).collect(),
@@ -30,14 +37,9 @@ fn targets(d: &Decision) -> Vec<u32> {
 
 #[test]
 fn computes_optimal_parallelism_per_operator() {
-    // map: 1000 rec/s at busy 0.5 over 2 instances -> 1000 rec/s per instance true rate.
-    // Input doubles to 2000 rec/s (observed rates as measured at 1000): target map = 2.
-    // Simpler: at 1000 rec/s with busy 1.0 over 1 instance, the true rate equals the load; a load
-    // of 4000 needs 4.
-    let o = pipeline(100, 1000.0, [1, 1, 1], [0.25, 1.0, 0.5]);
-    let mut inp = input(o, 1, 64);
-    inp.current.input_records_per_sec = Some(4000.0);
-    let d = Ds2::decide(inp).unwrap();
+    // Measured at 1000 records/s: map is fully busy on 1 instance, so one instance handles
+    // 1000 records/s; the 4000 records/s input needs 4.
+    let d = Ds2::decide(input(overloaded(100), 1, 64)).unwrap();
     // source: 1000/0.25 = 4000 per instance -> 1; map: 1000 per instance -> 4;
     // sink: needs 8000 (selectivity 2), true rate 2000/0.5 = 4000 per instance -> 2.
     assert_eq!(targets(&d), vec![1, 4, 2]);
@@ -56,7 +58,7 @@ fn small_decreases_are_not_significant() {
 
 #[test]
 fn warm_up_and_rescale_in_progress_hold() {
-    let mut inp = input(pipeline(100, 4000.0, [1, 1, 1], [1.0, 1.0, 1.0]), 1, 64);
+    let mut inp = input(overloaded(100), 1, 64);
     inp.rescale.last_finished_ms = Some(95_000);
     assert_eq!(Ds2::decide(inp.clone()).unwrap().action, Action::Hold);
     inp.rescale.last_finished_ms = None;
@@ -66,10 +68,7 @@ fn warm_up_and_rescale_in_progress_hold() {
 
 #[test]
 fn activation_count_needs_consecutive_evaluations() {
-    let inp = with_params(
-        input(pipeline(100, 4000.0, [1, 1, 1], [0.25, 1.0, 0.5]), 1, 64),
-        &[("activation_count", "2")],
-    );
+    let inp = with_params(input(overloaded(100), 1, 64), &[("activation_count", "2")]);
     let first = Ds2::decide(inp.clone()).unwrap();
     assert_eq!(first.action, Action::Hold);
     let mut second = inp;
@@ -111,8 +110,8 @@ fn bad_graphs_params_and_state_are_errors() {
 
 #[test]
 fn averages_over_the_policy_interval_and_skips_nan() {
-    let mut inp = input(pipeline(100, 4000.0, [1, 1, 1], [0.25, 1.0, 0.5]), 1, 64);
-    let mut old = pipeline(95, 4000.0, [1, 1, 1], [0.25, 1.0, 0.5]);
+    let mut inp = input(overloaded(100), 1, 64);
+    let mut old = overloaded(95);
     old.operators[1].busy_ratio = Some(f64::NAN);
     old.input_records_per_sec = Some(f64::NAN);
     inp.history = vec![old];

@@ -1,0 +1,6 @@
+//! The integration test binary: one `mod` per topic.
+
+mod hot_swap;
+mod precompiled_cache;
+mod sandbox;
+mod wasm_policy;

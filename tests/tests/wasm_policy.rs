@@ -1,0 +1,124 @@
+//! Each baseline, loaded as a component, decides exactly as its native twin on the same input.
+
+use daedalus_host::model::{Decision, DecisionInput};
+use daedalus_host::policy::PolicyLimits;
+use daedalus_policy_sdk::Policy;
+use daedalus_tests::{engine, input, policy_path, to_sdk, with_params};
+use proptest::prelude::*;
+
+type Outcome = Result<serde_json::Value, serde_json::Value>;
+
+fn json(v: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("serializable")
+}
+
+/// Decisions and expected errors, as JSON of the WIT shape (host and SDK types agree on it).
+fn native<P: Policy>(input: &DecisionInput) -> Outcome {
+    P::decide(to_sdk(input)).map(json).map_err(json)
+}
+
+fn wasm(name: &str, input: &DecisionInput) -> Outcome {
+    let policy = engine()
+        .load_file(&policy_path(name), &PolicyLimits::default(), None)
+        .expect("the baseline loads");
+    policy
+        .decide_blocking(input, &PolicyLimits::default())
+        .map(|d: Decision| json(d))
+        .map_err(|e| match e {
+            daedalus_host::policy::PolicyError::Guest(g) => json(g),
+            other => panic!("{name} failed in the host: {other}"),
+        })
+}
+
+fn same(name: &str, input: &DecisionInput) -> Result<(), TestCaseError> {
+    let native = match name {
+        "static" => native::<policy_static::Static>(input),
+        "hpa" => native::<policy_hpa::Hpa>(input),
+        "ds2" => native::<policy_ds2::Ds2>(input),
+        other => panic!("unknown baseline {other}"),
+    };
+    prop_assert_eq!(native, wasm(name, input), "{} diverged", name);
+    Ok(())
+}
+
+fn load_shape() -> impl Strategy<Value = DecisionInput> {
+    (
+        1u32..24,
+        proptest::collection::vec((0.0f64..50_000.0, 0.0f64..1.2), 1..40),
+        1u32..4,
+        0u32..30,
+        any::<bool>(),
+    )
+        .prop_map(|(p, samples, min, span, in_progress)| {
+            let mut i = input(10_000, p, &samples, (min, min + span));
+            i.rescale.in_progress = in_progress;
+            i
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hpa_component_matches_native(inp in load_shape(), target in 0.3f64..0.95) {
+        same("hpa", &with_params(inp, &[("target_cpu_utilization", &format!("{target:.2}"))]))?;
+    }
+
+    #[test]
+    fn ds2_component_matches_native(inp in load_shape(), factor in 0.0f64..0.5) {
+        same("ds2", &with_params(inp, &[("scaling_factor", &format!("{factor:.2}"))]))?;
+    }
+
+    #[test]
+    fn static_component_matches_native(inp in load_shape(), fixed in 1u32..40) {
+        same("static", &with_params(inp, &[("parallelism", &fixed.to_string())]))?;
+    }
+}
+
+#[test]
+fn errors_match_too() {
+    let bad = with_params(
+        input(100, 4, &[(1000.0, 0.5)], (1, 10)),
+        &[("nonsense", "1")],
+    );
+    for name in ["static", "hpa", "ds2"] {
+        same(name, &bad).unwrap();
+        assert!(wasm(name, &bad).unwrap_err().get("InvalidParams").is_some());
+    }
+}
+
+#[test]
+fn describe_lists_documented_params() {
+    for (name, key) in [
+        ("static", "parallelism"),
+        ("hpa", "target_cpu_utilization"),
+        ("ds2", "scaling_factor"),
+    ] {
+        let p = engine()
+            .load_file(&policy_path(name), &PolicyLimits::default(), None)
+            .unwrap();
+        assert_eq!(p.info().name, name);
+        assert!(
+            p.info().params.iter().any(|s| s.name == key),
+            "{name} documents {key}"
+        );
+    }
+}
+
+#[test]
+fn a_baseline_decision_is_deterministic_down_to_the_fuel() {
+    let p = engine()
+        .load_file(&policy_path("ds2"), &PolicyLimits::default(), None)
+        .unwrap();
+    let inp = input(
+        100,
+        4,
+        &[(4000.0, 0.9), (5000.0, 0.95), (6000.0, 1.0)],
+        (1, 32),
+    );
+    let a = p.call_blocking(&inp, &PolicyLimits::default());
+    let b = p.call_blocking(&inp, &PolicyLimits::default());
+    assert_eq!(a.result.unwrap(), b.result.unwrap());
+    assert_eq!(a.fuel_used, b.fuel_used);
+    assert!(a.fuel_used > 0);
+}
