@@ -5,6 +5,7 @@
 //! - [`model`]: plain data, mirroring `wit/types.wit` (what a policy sees and answers);
 //! - [`mapek`]: the loop's roles; [`mapek::ScalingPolicy`] is Plan;
 //! - [`policy`]: the wasm runtime, the only module that names wasmtime;
+//! - [`sim`]: the offline simulator, scorecard and oracle;
 //! - [`clock`]: the only reader of the real clock.
 #![warn(missing_docs)]
 
@@ -12,3 +13,4 @@ pub mod clock;
 pub mod mapek;
 pub mod model;
 pub mod policy;
+pub mod sim;

@@ -90,3 +90,92 @@ fn readme_decide_example_scales_up() {
     // 95% against 60% on 4 workers: ceil(1.58 * 4) = 7.
     assert_eq!(d["action"]["Job"], 7, "{out}");
 }
+
+#[test]
+fn simulate_writes_the_scorecard_report_and_plots() {
+    let out = tempfile::tempdir().unwrap();
+    let policies = root().join("target/policies");
+    artifact("hpa.wasm");
+    let (code, stdout, err) = daedalus(&[
+        "simulate",
+        "--trace",
+        "step:low=20000,high=300000,at=120,duration=400",
+        "--policies-dir",
+        policies.to_str().unwrap(),
+        "--policy",
+        &format!(
+            "hpa60={}?target_cpu_utilization=0.6",
+            policies.join("hpa.wasm").display()
+        ),
+        "--policy",
+        &format!("{}", policies.join("ds2.wasm").display()),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in ["hpa60", "ds2", "oracle", "vs oracle", "report:", "runs.svg"] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    let cards = report.as_array().unwrap();
+    assert_eq!(cards.len(), 3);
+    for key in [
+        "policy",
+        "digest",
+        "trace",
+        "engine",
+        "seed",
+        "duration_s",
+        "worker_seconds",
+        "avg_parallelism",
+        "max_parallelism",
+        "rescales",
+        "downtime_s",
+        "latency_ms_p50",
+        "latency_ms_p95",
+        "latency_ms_p99",
+        "max_lag_records",
+        "final_lag_records",
+        "slo_violation_s",
+        "records_in",
+        "records_processed",
+        "policy_errors",
+        "decide_us_p50",
+        "decide_us_p99",
+    ] {
+        assert!(cards[0].get(key).is_some(), "report lacks {key}");
+    }
+    for svg in ["runs.svg", "scorecard.svg"] {
+        let text = std::fs::read_to_string(out.path().join(svg)).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("oracle"), "{svg}");
+    }
+}
+
+#[test]
+fn simulate_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "second|count\n0|10\n1|ten\n").unwrap();
+    let (code, _, err) = daedalus(&["simulate", "--trace", bad.to_str().unwrap(), "--no-oracle"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.csv:3") && err.contains("`ten`"), "{err}");
+    let trace = dir.path().join("ok.csv");
+    std::fs::write(&trace, "seconds,rate\n0,10\n1,10\n").unwrap();
+    let (code, _, err) = daedalus(&[
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--policy",
+        "/no/such/policy.wasm",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot load policy `policy`") && err.contains("/no/such/policy.wasm"),
+        "{err}"
+    );
+    let (code, _, err) = daedalus(&["simulate", "--trace", "/no/such/trace.csv"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+}

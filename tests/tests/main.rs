@@ -3,4 +3,5 @@
 mod hot_swap;
 mod precompiled_cache;
 mod sandbox;
+mod sim_replay;
 mod wasm_policy;

@@ -2,6 +2,9 @@
 //!
 //! - `build-policies`: make sure the `wasm32-wasip2` target is installed, build every policy
 //!   component and the sandbox-test guests, and copy them to `target/policies/`;
+//! - `simulate [ARGS]`: build-policies, then `daedalus simulate` (release build) with ARGS,
+//!   by default on the bundled advertising trace: the README's quick start;
+//! - `bench-policies [ARGS]`: build-policies, then `daedalus bench-policies` (release);
 //! - `test`: the README's test command: build-policies, then the whole test suite;
 //! - `ci`: what `.ci/run` runs: fmt check, clippy, then `test`.
 #![allow(
@@ -35,9 +38,23 @@ fn main() -> Result<()> {
     match task.as_str() {
         "build-policies" => build_policies(&root),
         "test" => run_tests(&root),
+        "simulate" | "bench-policies" => {
+            build_policies(&root)?;
+            let mut rest: Vec<String> = std::env::args().skip(2).collect();
+            if task == "simulate" && !rest.iter().any(|a| a == "--trace") {
+                rest.extend([
+                    "--trace".into(),
+                    "traces/advertising_6h_550K_max.csv".into(),
+                ]);
+            }
+            run(cargo()
+                .current_dir(&root)
+                .args(["run", "--release", "-q", "-p", "daedalus-host", "--", &task])
+                .args(rest))
+        }
         "ci" => ci(&root),
         _ => {
-            eprintln!("usage: cargo xtask <build-policies|test|ci>");
+            eprintln!("usage: cargo xtask <build-policies|simulate|bench-policies|test|ci>");
             std::process::exit(2);
         }
     }

@@ -1,6 +1,8 @@
 //! Command-line interface (clap derive).
 
+mod bench_cmd;
 mod policy_cmd;
+mod simulate_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,6 +34,12 @@ pub(crate) enum Command {
     /// Work with policy components.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Run policies against a simulated job on a workload trace; print the scorecard, write
+    /// report.json and plots.
+    Simulate(simulate_cmd::SimulateArgs),
+    /// Run every bundled baseline on every trace and synthetic workload for both engines; write
+    /// one table of worker-seconds ratios to the oracle and to static provisioning.
+    BenchPolicies(bench_cmd::BenchArgs),
 }
 
 /// Runs the parsed command.
@@ -43,6 +51,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     };
     match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd, cache_dir),
+        Command::Simulate(args) => simulate_cmd::run_simulate(args, cache_dir),
+        Command::BenchPolicies(args) => bench_cmd::run(args, cache_dir),
     }
 }
 

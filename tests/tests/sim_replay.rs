@@ -1,0 +1,155 @@
+//! The simulator with the real components: determinism, conservation, and the oracle.
+
+use daedalus_host::policy::PolicyLimits;
+use daedalus_host::sim::compare::{PolicySpec, Scored, default_specs, simulate_all};
+use daedalus_host::sim::profile::{Engine, JobProfile};
+use daedalus_host::sim::run::RunConfig;
+use daedalus_host::sim::trace::Trace;
+use daedalus_tests::{engine, guest_path, workspace_root};
+use proptest::prelude::*;
+
+fn specs() -> Vec<PolicySpec> {
+    default_specs(&workspace_root().join("target/policies"))
+}
+
+fn compare(
+    profile: &JobProfile,
+    trace: &Trace,
+    cfg: &RunConfig,
+    specs: &[PolicySpec],
+) -> Vec<Scored> {
+    simulate_all(
+        &engine(),
+        specs,
+        profile,
+        trace,
+        cfg,
+        &PolicyLimits::default(),
+        true,
+        false,
+    )
+    .unwrap()
+}
+
+/// The report with the two wall-clock fields (decide latency) removed: everything else is a
+/// pure function of trace, profile, policies and seed.
+fn deterministic_report(scored: &[Scored]) -> String {
+    let mut cards: Vec<serde_json::Value> = scored
+        .iter()
+        .map(|s| serde_json::to_value(&s.card).unwrap())
+        .collect();
+    for c in &mut cards {
+        let o = c.as_object_mut().unwrap();
+        o.remove("decide_us_p50");
+        o.remove("decide_us_p99");
+    }
+    serde_json::to_string_pretty(&cards).unwrap()
+}
+
+#[test]
+fn the_same_seed_gives_identical_reports_and_another_seed_does_not() {
+    let trace = Trace::synthetic("sine:min=5000,max=300000,period=600,duration=900").unwrap();
+    let profile = JobProfile::default_for(Engine::Flink);
+    let cfg = RunConfig {
+        seed: 7,
+        ..RunConfig::default()
+    };
+    let a = deterministic_report(&compare(&profile, &trace, &cfg, &specs()));
+    let b = deterministic_report(&compare(&profile, &trace, &cfg, &specs()));
+    assert_eq!(a, b);
+    let c = deterministic_report(&compare(
+        &profile,
+        &trace,
+        &RunConfig { seed: 8, ..cfg },
+        &specs(),
+    ));
+    assert_ne!(a, c, "the seed changes skew, noise and jitter");
+}
+
+#[test]
+fn nothing_is_silently_lost() {
+    for engine_kind in [Engine::Flink, Engine::KafkaStreams] {
+        let profile = JobProfile::default_for(engine_kind);
+        let trace = Trace::synthetic("step:low=20000,high=400000,at=300,duration=900").unwrap();
+        for s in compare(&profile, &trace, &RunConfig::default(), &specs()) {
+            let c = &s.card;
+            assert_eq!(
+                c.records_in - c.records_processed,
+                c.final_lag_records,
+                "{}",
+                c.policy
+            );
+            assert_eq!(c.records_in, trace.rates.iter().sum::<u64>());
+            assert_eq!(
+                c.policy_errors,
+                0,
+                "{} failed: {:?}",
+                c.policy,
+                s.result.decisions.iter().find(|d| d.error.is_some())
+            );
+        }
+    }
+}
+
+#[test]
+fn a_policy_that_traps_every_tick_completes_holding() {
+    let profile = JobProfile::default_for(Engine::Flink);
+    let trace = Trace::synthetic("constant:rate=100000,duration=300").unwrap();
+    let panicking = PolicySpec {
+        name: "panics".into(),
+        path: guest_path("hostile"),
+        params: vec![("mode".into(), "panic".into())],
+    };
+    let scored = compare(&profile, &trace, &RunConfig::default(), &[panicking]);
+    let card = &scored[0].card;
+    assert_eq!(
+        card.policy_errors, 29,
+        "one per decision (t = 10, 20, ..., 290)"
+    );
+    assert_eq!(card.rescales, 0);
+    assert_eq!(card.max_parallelism, profile.initial_parallelism);
+}
+
+fn small_trace() -> impl Strategy<Value = Trace> {
+    proptest::collection::vec(0u64..400_000, 4..12).prop_map(|levels| {
+        // Piecewise-constant segments of 30 s: bursts the policies must react to.
+        let rates = levels
+            .iter()
+            .flat_map(|l| std::iter::repeat_n(*l, 30))
+            .collect();
+        Trace {
+            name: "random".into(),
+            rates,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// No policy uses fewer worker-seconds than the oracle at equal or lower SLO violation
+    /// (downtimes nominal, as the oracle assumes).
+    #[test]
+    fn the_oracle_is_never_beaten(trace in small_trace(), seed in 0u64..100) {
+        let mut profile = JobProfile::default_for(Engine::Flink);
+        profile.max_parallelism = 8;
+        profile.scale_up_downtime_s = Some(8.0);
+        profile.scale_down_downtime_s = Some(4.0);
+        profile.slo_latency_ms = 3000.0;
+        let cfg = RunConfig { seed, nominal_downtimes: true, history_s: 60, ..RunConfig::default() };
+        let mut all = specs();
+        all.push(PolicySpec { name: "hpa50".into(), path: all[0].path.clone(), params: vec![("target_cpu_utilization".into(), "0.5".into())] });
+        all.push(PolicySpec { name: "static4".into(), path: all[2].path.clone(), params: vec![("parallelism".into(), "4".into())] });
+        let scored = compare(&profile, &trace, &cfg, &all);
+        let oracle = &scored.last().unwrap().card;
+        prop_assert_eq!(&oracle.policy, "oracle");
+        for s in &scored[..scored.len() - 1] {
+            let c = &s.card;
+            prop_assert!(
+                !(c.slo_violation_s <= oracle.slo_violation_s && c.worker_seconds < oracle.worker_seconds),
+                "{} beat the oracle: {} ws / {} s violation vs {} / {}",
+                c.policy, c.worker_seconds, c.slo_violation_s, oracle.worker_seconds, oracle.slo_violation_s
+            );
+        }
+    }
+}
