@@ -83,6 +83,8 @@ pub struct Scored {
     pub card: Scorecard,
     /// The run behind it.
     pub result: RunResult,
+    /// For the oracle: whether its schedule is provably optimal (fronts never thinned).
+    pub exact: bool,
 }
 
 /// Runs every policy and then the oracle on one trace, with a progress bar when `progress`.
@@ -155,7 +157,11 @@ pub fn simulate_all(
         if let Some(first) = result.decisions.iter().find(|d| d.error.is_some()) {
             tracing::warn!(policy = %spec.name, errors = result.policy_errors, first = ?first.error, "Policy failed during the run; the job held.");
         }
-        out.push(Scored { card, result });
+        out.push(Scored {
+            card,
+            result,
+            exact: true,
+        });
     }
     if with_oracle {
         let (result, card, exact) = super::run_oracle(&model, cfg, &trace.name);
@@ -164,7 +170,11 @@ pub fn simulate_all(
                 "Oracle fronts were capped; its schedule may be slightly above optimal."
             );
         }
-        out.push(Scored { card, result });
+        out.push(Scored {
+            card,
+            result,
+            exact,
+        });
     }
     Ok(out)
 }

@@ -26,6 +26,20 @@ type Line<'a> = (&'a str, &'a Vec<(f64, f64)>, RGBColor);
 /// A bar chart: its title and the value it shows for a scorecard.
 type Metric = (&'static str, Box<dyn Fn(&Scorecard) -> f64>);
 
+/// Compact axis labels: 1.2M, 350k, 12.
+fn compact(v: &f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 10.0 || *v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -83,6 +97,8 @@ pub fn timelines(path: &Path, runs: &[(&str, &Timeline)], slo_ms: f64) -> std::i
                 .configure_mesh()
                 .x_desc(if r == 3 { "minutes" } else { "" })
                 .y_desc(*label)
+                .y_label_formatter(&compact)
+                .x_label_formatter(&|v| format!("{v:.0}"))
                 .label_style(("sans-serif", 11))
                 .draw()
                 .map_err(err)?;
