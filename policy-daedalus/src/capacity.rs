@@ -1,0 +1,180 @@
+//! Analyze A: the capacity model.
+//!
+//! Per worker, an online linear regression of throughput on CPU utilization (Chan et al.'s
+//! parallel merge, so batching and ordering of samples do not change the result beyond
+//! rounding). A worker's capacity is the regression evaluated at the skew-aware point: the
+//! hottest worker at 100% CPU, every other at 100% minus its gap to the hottest. Job capacity is
+//! the sum. Per scale-out, observed capacities decay by half with each new measurement; unseen
+//! scale-outs are extrapolated linearly from the current one.
+//!
+//! Deviation from the reference: when a worker's CPU has (almost) no variance the slope is
+//! undefined; the reference divides by zero, we use the ratio model `y = x * (mean_y / mean_x)`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Running regression statistics of one worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Regression {
+    /// Samples seen.
+    pub n: f64,
+    /// Mean CPU.
+    pub mean_x: f64,
+    /// Mean throughput.
+    pub mean_y: f64,
+    /// Sum of squared CPU deviations.
+    pub m2_x: f64,
+    /// Sum of co-deviations.
+    pub c_xy: f64,
+}
+
+impl Regression {
+    /// Adds one `(cpu, throughput)` pair (Welford).
+    pub fn add(&mut self, x: f64, y: f64) {
+        self.merge(&Regression { n: 1.0, mean_x: x, mean_y: y, m2_x: 0.0, c_xy: 0.0 });
+    }
+
+    /// Merges another set of statistics (Chan et al.).
+    pub fn merge(&mut self, o: &Regression) {
+        if o.n == 0.0 {
+            return;
+        }
+        let n = self.n + o.n;
+        let dx = o.mean_x - self.mean_x;
+        let dy = o.mean_y - self.mean_y;
+        self.m2_x += o.m2_x + dx * dx * self.n * o.n / n;
+        self.c_xy += o.c_xy + dx * dy * self.n * o.n / n;
+        self.mean_x += dx * o.n / n;
+        self.mean_y += dy * o.n / n;
+        self.n = n;
+    }
+
+    /// Predicted throughput at CPU `x`; `None` before any sample.
+    pub fn predict(&self, x: f64) -> Option<f64> {
+        if self.n < 1.0 {
+            return None;
+        }
+        let var = self.m2_x / self.n;
+        if var > 1e-6 && self.n >= 3.0 {
+            let slope = self.c_xy / self.m2_x;
+            if slope > 0.0 {
+                return Some(self.mean_y + slope * (x - self.mean_x));
+            }
+        }
+        (self.mean_x > 1e-3).then(|| x * self.mean_y / self.mean_x)
+    }
+}
+
+/// The capacity knowledge of one job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapacityModel {
+    /// Per-worker regressions, by worker id.
+    pub workers: BTreeMap<String, Regression>,
+    /// Observed job capacity per scale-out (records/s), decayed by half per measurement.
+    pub observed: BTreeMap<u32, f64>,
+    /// Job capacity measured at the current scale-out in the last evaluation.
+    pub current: f64,
+    /// The scale-out `current` was measured at.
+    pub current_p: u32,
+}
+
+impl CapacityModel {
+    /// Feeds one worker sample; NaN, negative and missing values are skipped.
+    pub fn observe(&mut self, worker: &str, cpu: Option<f64>, throughput: Option<f64>) {
+        if let (Some(x), Some(y)) = (cpu, throughput)
+            && x.is_finite()
+            && y.is_finite()
+            && x >= 0.0
+            && y >= 0.0
+        {
+            self.workers.entry(worker.to_string()).or_default().add(x, y);
+        }
+    }
+
+    /// Drops the models of workers not in `alive`.
+    pub fn retain(&mut self, alive: &[&str]) {
+        self.workers.retain(|w, _| alive.contains(&w.as_str()));
+    }
+
+    /// Evaluates the job capacity at scale-out `p` from the workers' mean CPU in the current
+    /// window (`(worker, mean cpu)`), records it as observed, and returns it. `None` when no
+    /// worker has a model yet.
+    pub fn evaluate(&mut self, p: u32, window_cpu: &[(&str, f64)]) -> Option<f64> {
+        let hottest = window_cpu.iter().map(|(_, c)| *c).fold(f64::NEG_INFINITY, f64::max);
+        let mut total = 0.0;
+        let mut any = false;
+        for (w, cpu) in window_cpu {
+            let target = (1.0 - (hottest - cpu)).clamp(0.0, 1.0);
+            if let Some(cap) = self.workers.get(*w).and_then(|r| r.predict(target)) {
+                total += cap.max(0.0).trunc();
+                any = true;
+            }
+        }
+        if !any || total <= 0.0 {
+            return None;
+        }
+        let entry = self.observed.entry(p).or_insert(total);
+        *entry = ((*entry + total) / 2.0).trunc();
+        self.current = total;
+        self.current_p = p;
+        Some(total)
+    }
+
+    /// Capacity at scale-out `p`: observed if measured there, else linear from the current one.
+    pub fn capacity(&self, p: u32) -> f64 {
+        if let Some(c) = self.observed.get(&p) {
+            return *c;
+        }
+        if self.current_p == 0 {
+            return 0.0;
+        }
+        (f64::from(p) * self.current / f64::from(self.current_p)).trunc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_is_exact_on_a_line_and_order_free() {
+        let pts: Vec<(f64, f64)> = (0..50).map(|i| (0.2 + 0.01 * i as f64, 1000.0 + 40_000.0 * (0.2 + 0.01 * i as f64))).collect();
+        let mut a = Regression::default();
+        pts.iter().for_each(|(x, y)| a.add(*x, *y));
+        let mut b = Regression::default();
+        pts.iter().rev().for_each(|(x, y)| b.add(*x, *y));
+        let mut c = Regression::default();
+        for chunk in pts.chunks(7) {
+            let mut part = Regression::default();
+            chunk.iter().for_each(|(x, y)| part.add(*x, *y));
+            c.merge(&part);
+        }
+        for r in [&a, &b, &c] {
+            assert!((r.predict(1.0).unwrap() - 41_000.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn flat_cpu_uses_the_ratio_model_and_nothing_is_none() {
+        let mut r = Regression::default();
+        assert_eq!(r.predict(1.0), None);
+        for _ in 0..10 {
+            r.add(0.5, 20_000.0);
+        }
+        assert!((r.predict(1.0).unwrap() - 40_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn observed_decays_and_unseen_extrapolates() {
+        let mut m = CapacityModel::default();
+        for i in 0..20 {
+            let x = 0.3 + 0.02 * f64::from(i);
+            m.observe("a", Some(x), Some(50_000.0 * x));
+            m.observe("b", Some(x), Some(f64::NAN));
+        }
+        let c = m.evaluate(2, &[("a", 0.6), ("b", 0.6)]).unwrap();
+        assert!((c - 50_000.0).abs() < 2.0, "{c}");
+        assert_eq!(m.capacity(4), (4.0 * c / 2.0).trunc());
+        assert_eq!(m.capacity(2), c);
+    }
+}
