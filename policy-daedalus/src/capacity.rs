@@ -31,7 +31,13 @@ pub struct Regression {
 impl Regression {
     /// Adds one `(cpu, throughput)` pair (Welford).
     pub fn add(&mut self, x: f64, y: f64) {
-        self.merge(&Regression { n: 1.0, mean_x: x, mean_y: y, m2_x: 0.0, c_xy: 0.0 });
+        self.merge(&Regression {
+            n: 1.0,
+            mean_x: x,
+            mean_y: y,
+            m2_x: 0.0,
+            c_xy: 0.0,
+        });
     }
 
     /// Merges another set of statistics (Chan et al.).
@@ -87,7 +93,10 @@ impl CapacityModel {
             && x >= 0.0
             && y >= 0.0
         {
-            self.workers.entry(worker.to_string()).or_default().add(x, y);
+            self.workers
+                .entry(worker.to_string())
+                .or_default()
+                .add(x, y);
         }
     }
 
@@ -100,7 +109,10 @@ impl CapacityModel {
     /// window (`(worker, mean cpu)`), records it as observed, and returns it. `None` when no
     /// worker has a model yet.
     pub fn evaluate(&mut self, p: u32, window_cpu: &[(&str, f64)]) -> Option<f64> {
-        let hottest = window_cpu.iter().map(|(_, c)| *c).fold(f64::NEG_INFINITY, f64::max);
+        let hottest = window_cpu
+            .iter()
+            .map(|(_, c)| *c)
+            .fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
         let mut any = false;
         for (w, cpu) in window_cpu {
@@ -138,7 +150,14 @@ mod tests {
 
     #[test]
     fn regression_is_exact_on_a_line_and_order_free() {
-        let pts: Vec<(f64, f64)> = (0..50).map(|i| (0.2 + 0.01 * i as f64, 1000.0 + 40_000.0 * (0.2 + 0.01 * i as f64))).collect();
+        let pts: Vec<(f64, f64)> = (0..50)
+            .map(|i| {
+                (
+                    0.2 + 0.01 * i as f64,
+                    1000.0 + 40_000.0 * (0.2 + 0.01 * i as f64),
+                )
+            })
+            .collect();
         let mut a = Regression::default();
         pts.iter().for_each(|(x, y)| a.add(*x, *y));
         let mut b = Regression::default();

@@ -88,7 +88,11 @@ pub struct Forecast {
 impl Forecast {
     /// The peak over the first `secs` seconds (all of it if shorter).
     pub fn peak(&self, secs: usize) -> f64 {
-        self.values.iter().take(secs.max(1)).copied().fold(0.0, f64::max)
+        self.values
+            .iter()
+            .take(secs.max(1))
+            .copied()
+            .fold(0.0, f64::max)
     }
 }
 
@@ -128,7 +132,10 @@ impl Forecaster {
         let completed_ms = self.next_start_ms;
         if self.series.len() < 12 {
             let last = self.series.last().copied().unwrap_or(0.0);
-            return Forecast { values: vec![last; p.linear_horizon_s as usize], model: Model::Flat };
+            return Forecast {
+                values: vec![last; p.linear_horizon_s as usize],
+                model: Model::Flat,
+            };
         }
         if self.order.is_none() || self.bad >= p.retrain_after {
             self.order = Some(select_order(&self.series));
@@ -136,14 +143,21 @@ impl Forecaster {
         }
         let (ar_p, d) = self.order.expect("set above");
         let steps = p.horizon_s.div_ceil(STEP_S) as usize;
-        let arima = fit(&self.series, ar_p, d).map(|coef| predict(&self.series, &coef, ar_p, d, steps));
+        let arima =
+            fit(&self.series, ar_p, d).map(|coef| predict(&self.series, &coef, ar_p, d, steps));
         if let Some(values) = &arima {
-            self.last_arima = Some(Stored { start_ms: completed_ms, values: values.clone() });
+            self.last_arima = Some(Stored {
+                start_ms: completed_ms,
+                values: values.clone(),
+            });
         }
         let use_arima = self.wape.is_some_and(|w| w < p.wape_use);
         let (points, model) = match arima {
             Some(v) if use_arima => (v, Model::Arima),
-            _ => (linear(&self.series, p.linear_horizon_s.div_ceil(STEP_S) as usize), Model::Linear),
+            _ => (
+                linear(&self.series, p.linear_horizon_s.div_ceil(STEP_S) as usize),
+                Model::Linear,
+            ),
         };
         // Expand to seconds from now (the forecast starts at the end of the last full point).
         let skip = now_ms.saturating_sub(completed_ms) / 1000;
@@ -168,7 +182,13 @@ impl Forecaster {
             err += (a - fc).abs();
             sum += a.abs();
         }
-        let wape = if sum > 0.0 { err / sum } else if err == 0.0 { 0.0 } else { f64::INFINITY };
+        let wape = if sum > 0.0 {
+            err / sum
+        } else if err == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        };
         self.wape = Some(wape);
         if wape < 0.10 {
             self.bad = 0;
@@ -196,7 +216,9 @@ pub fn fit(s: &[f64], p: usize, d: usize) -> Option<Vec<f64>> {
     let a = DMatrix::from_fn(rows, p + 1, |r, c| if c == 0 { 1.0 } else { x[r + p - c] });
     let b = DVector::from_iterator(rows, x[p..].iter().copied());
     let coef = a.svd(true, true).solve(&b, 1e-9).ok()?;
-    coef.iter().all(|c| c.is_finite()).then(|| coef.iter().copied().collect())
+    coef.iter()
+        .all(|c| c.is_finite())
+        .then(|| coef.iter().copied().collect())
 }
 
 /// Residual variance based AIC of an AR fit.
@@ -258,7 +280,9 @@ pub fn linear(s: &[f64], steps: usize) -> Vec<f64> {
         sxx += (i as f64 - mx).powi(2);
     }
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    (1..=steps).map(|k| (my + slope * (n - 1.0 + k as f64 - mx)).max(0.0)).collect()
+    (1..=steps)
+        .map(|k| (my + slope * (n - 1.0 + k as f64 - mx)).max(0.0))
+        .collect()
 }
 
 #[cfg(test)]
@@ -274,7 +298,10 @@ mod tests {
             s.push(10.0 + 0.8 * last);
         }
         let c = fit(&s, 1, 0).unwrap();
-        assert!((c[0] - 10.0).abs() < 1e-6 && (c[1] - 0.8).abs() < 1e-9, "{c:?}");
+        assert!(
+            (c[0] - 10.0).abs() < 1e-6 && (c[1] - 0.8).abs() < 1e-9,
+            "{c:?}"
+        );
         let f = predict(&s, &c, 1, 0, 3);
         assert!(f.iter().all(|v| (v - 50.0).abs() < 1e-6));
     }

@@ -23,6 +23,7 @@ const POLICIES: &[(&str, &str)] = &[
     ("policy-static", "static"),
     ("policy-hpa", "hpa"),
     ("policy-ds2", "ds2"),
+    ("policy-daedalus", "daedalus"),
 ];
 
 /// Guests for the sandbox tests, under `target/policies/testing/`.

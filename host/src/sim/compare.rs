@@ -179,7 +179,7 @@ pub fn simulate_all(
     Ok(out)
 }
 
-/// The bundled baselines in `dir`: hpa and ds2 with defaults, static at 12 (the paper's
+/// The bundled policies in `dir`: daedalus, hpa and ds2 with defaults, static at 12 (the paper's
 /// static Flink deployment).
 pub fn default_specs(dir: &Path) -> Vec<PolicySpec> {
     let spec = |name: &str, file: &str, params: &[(&str, &str)]| PolicySpec {
@@ -191,6 +191,7 @@ pub fn default_specs(dir: &Path) -> Vec<PolicySpec> {
             .collect(),
     };
     vec![
+        spec("daedalus", "daedalus.wasm", &[]),
         spec("hpa", "hpa.wasm", &[]),
         spec("ds2", "ds2.wasm", &[]),
         spec("static12", "static.wasm", &[("parallelism", "12")]),

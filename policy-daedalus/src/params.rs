@@ -1,0 +1,92 @@
+//! Daedalus parameters, with the reference defaults.
+
+use crate::forecast::ForecastParams;
+use daedalus_policy_sdk::PolicyError;
+use daedalus_policy_sdk::params::Params as Raw;
+
+/// Every knob, validated. Keys are the `snake_case` names below with their unit suffix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// `decision_interval_secs` (60): the MAPE-K loop period; calls in between only learn.
+    pub decision_interval_ms: u64,
+    /// `cooldown_secs` (180): no decision this long after a rescale.
+    pub cooldown_ms: u64,
+    /// `target_recovery_secs` (600): a candidate must recover within this.
+    pub target_recovery_s: usize,
+    /// `keep_window_secs` (600): after a rescale, keep the scale-out this long if it covers the
+    /// current rate and the next `short_forecast_secs`.
+    pub keep_window_ms: u64,
+    /// `short_forecast_secs` (60).
+    pub short_forecast_s: usize,
+    /// `checkpoint_interval_secs` (10): records since the last checkpoint are replayed.
+    pub checkpoint_interval_s: u64,
+    /// `downtime_up_secs` (30) / `downtime_down_secs` (15): initial downtime estimates.
+    pub downtime_up_s: f64,
+    /// See `downtime_up_s`.
+    pub downtime_down_s: f64,
+    /// `downtime_max_secs` (600): bound of the adapted downtimes (the lower bound is 1 s).
+    pub downtime_max_s: f64,
+    /// `warm_up_secs` (120): worker samples this soon after a rescale are not learned from.
+    pub warm_up_ms: u64,
+    /// `backlog_tolerance_secs` (10): no scale-down while the lag exceeds this many seconds of
+    /// input (the reference compared a rate with a count).
+    pub backlog_tolerance_s: f64,
+    /// `calm_secs` (30): normal samples in a row that end a recovery.
+    pub calm_s: u64,
+    /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
+    /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200).
+    pub forecast: ForecastParams,
+}
+
+/// The accepted keys.
+pub const KEYS: &[&str] = &[
+    "decision_interval_secs",
+    "cooldown_secs",
+    "target_recovery_secs",
+    "keep_window_secs",
+    "short_forecast_secs",
+    "checkpoint_interval_secs",
+    "downtime_up_secs",
+    "downtime_down_secs",
+    "downtime_max_secs",
+    "warm_up_secs",
+    "backlog_tolerance_secs",
+    "calm_secs",
+    "forecast_horizon_secs",
+    "linear_horizon_secs",
+    "wape_use",
+    "wape_good",
+    "retrain_after",
+    "forecast_history_secs",
+];
+
+impl Params {
+    /// Parses and validates.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, PolicyError> {
+        let p = Raw::new(pairs, KEYS)?;
+        let secs = |k: &str, d: u64, lo: u64, hi: u64| p.u64_in(k, d, lo, hi);
+        Ok(Params {
+            decision_interval_ms: secs("decision_interval_secs", 60, 1, 3600)? * 1000,
+            cooldown_ms: secs("cooldown_secs", 180, 0, 86_400)? * 1000,
+            target_recovery_s: secs("target_recovery_secs", 600, 1, 86_400)? as usize,
+            keep_window_ms: secs("keep_window_secs", 600, 0, 86_400)? * 1000,
+            short_forecast_s: secs("short_forecast_secs", 60, 1, 3600)? as usize,
+            checkpoint_interval_s: secs("checkpoint_interval_secs", 10, 0, 3600)?,
+            downtime_up_s: p.f64_in("downtime_up_secs", 30.0, 0.0, 3600.0)?,
+            downtime_down_s: p.f64_in("downtime_down_secs", 15.0, 0.0, 3600.0)?,
+            downtime_max_s: p.f64_in("downtime_max_secs", 600.0, 1.0, 3600.0)?,
+            warm_up_ms: secs("warm_up_secs", 120, 0, 3600)? * 1000,
+            backlog_tolerance_s: p.f64_in("backlog_tolerance_secs", 10.0, 0.0, 86_400.0)?,
+            calm_s: secs("calm_secs", 30, 1, 3600)?,
+            forecast: ForecastParams {
+                horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
+                linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,
+                wape_use: p.f64_in("wape_use", 0.25, 0.0, 10.0)?,
+                wape_good: p.f64_in("wape_good", 0.10, 0.0, 10.0)?,
+                retrain_after: secs("retrain_after", 15, 1, 10_000)? as u32,
+                max_points: (secs("forecast_history_secs", 7200, 600, 86_400)?
+                    / crate::forecast::STEP_S) as usize,
+            },
+        })
+    }
+}
