@@ -36,6 +36,22 @@ pub mod state;
 pub use params::Params;
 pub use plan::decide;
 
+use daedalus_policy_sdk::{Decision, DecisionInput, Policy, PolicyError, PolicyInfo};
+
+/// Daedalus behind the SDK's [`Policy`] trait (exported as the component on wasm).
+pub struct Daedalus;
+
+impl Policy for Daedalus {
+    fn describe() -> PolicyInfo {
+        plan::describe()
+    }
+
+    fn decide(input: DecisionInput) -> Result<Decision, PolicyError> {
+        let params = Params::parse(&input.params)?;
+        decide(&params, &input)
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod component;
 

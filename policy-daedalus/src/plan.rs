@@ -125,8 +125,11 @@ fn learn(params: &Params, input: &DecisionInput, st: &mut State) {
                 .rescale
                 .last_finished_ms
                 .is_some_and(|f| f >= w.started_ms && obs.at_ms > f);
-            if finished_after && let Some((d, i)) = diff {
-                if let Some(observed) = w.feed(obs.at_ms, st.diff.anomalous(d, i), params.calm_s) {
+            if finished_after
+                && let Some((d, i)) = diff
+                && let Some(observed) = w.feed(obs.at_ms, st.diff.anomalous(d, i), params.calm_s)
+            {
+                {
                     let (up, predicted) = (w.up, w.predicted_s);
                     let slot = if up {
                         &mut st.downtime_up_s

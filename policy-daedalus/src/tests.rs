@@ -213,22 +213,20 @@ fn state_round_trips_and_foreign_state_is_refused() {
     let st = crate::state::State::decode(Some(&blob)).unwrap();
     assert_eq!(st.encode(), blob);
     assert!(st.capacity.workers.len() == 2 && !st.forecaster.series.is_empty());
-    let mut j = i.clone();
+    let mut j = i;
     j.state = Some(b"hpa1\0\0\0\0\0\0\0\0".to_vec());
     assert!(matches!(
         decide(&params(), &j),
         Err(PolicyError::InvalidState(_))
     ));
-    let mut j = i;
-    j.params = vec![("cooldown_secs".into(), "-5".into())];
-    assert!(
-        matches!(decide(&params(), &j), Ok(_)),
-        "params are parsed by the glue, not decide"
-    );
-    assert!(matches!(
-        Params::parse(&j.params),
-        Err(PolicyError::InvalidParams(_))
-    ));
+    for (k, v) in [
+        ("cooldown_secs", "-5"),
+        ("wape_use", "x"),
+        ("nonsense", "1"),
+    ] {
+        let bad = vec![(k.to_string(), v.to_string())];
+        assert!(matches!(Params::parse(&bad), Err(PolicyError::InvalidParams(m)) if m.contains(k)));
+    }
 }
 
 #[test]

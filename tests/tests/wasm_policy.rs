@@ -35,6 +35,7 @@ fn same(name: &str, input: &DecisionInput) -> Result<(), TestCaseError> {
         "static" => native::<policy_static::Static>(input),
         "hpa" => native::<policy_hpa::Hpa>(input),
         "ds2" => native::<policy_ds2::Ds2>(input),
+        "daedalus" => native::<policy_daedalus::Daedalus>(input),
         other => panic!("unknown baseline {other}"),
     };
     prop_assert_eq!(native, wasm(name, input), "{} diverged", name);
@@ -70,6 +71,11 @@ proptest! {
     }
 
     #[test]
+    fn daedalus_component_matches_native(inp in load_shape(), interval in 1u32..120) {
+        same("daedalus", &with_params(inp, &[("decision_interval_secs", &interval.to_string())]))?;
+    }
+
+    #[test]
     fn static_component_matches_native(inp in load_shape(), fixed in 1u32..40) {
         same("static", &with_params(inp, &[("parallelism", &fixed.to_string())]))?;
     }
@@ -81,7 +87,7 @@ fn errors_match_too() {
         input(100, 4, &[(1000.0, 0.5)], (1, 10)),
         &[("nonsense", "1")],
     );
-    for name in ["static", "hpa", "ds2"] {
+    for name in ["static", "hpa", "ds2", "daedalus"] {
         same(name, &bad).unwrap();
         assert!(wasm(name, &bad).unwrap_err().get("InvalidParams").is_some());
     }
@@ -121,4 +127,34 @@ fn a_baseline_decision_is_deterministic_down_to_the_fuel() {
     assert_eq!(a.result.unwrap(), b.result.unwrap());
     assert_eq!(a.fuel_used, b.fuel_used);
     assert!(a.fuel_used > 0);
+}
+
+/// A run of Daedalus decisions, each fed the previous state blob, as the host does: the
+/// component and the native library stay identical through the whole learned state.
+#[test]
+fn daedalus_twin_through_a_stateful_run() {
+    let p = engine()
+        .load_file(&policy_path("daedalus"), &PolicyLimits::default(), None)
+        .unwrap();
+    let mut state: Option<Vec<u8>> = None;
+    let mut max_fuel = 0;
+    for step in 0..40u64 {
+        let rate = 20_000.0 + 15_000.0 * ((step as f64) / 6.0).sin();
+        let samples: Vec<(f64, f64)> = (0..30)
+            .map(|k| (rate + 50.0 * k as f64, (rate / 40_000.0).min(1.0)))
+            .collect();
+        let mut inp = input(10_000 + 60 * step, 18, &samples, (1, 24));
+        inp.state = state.clone();
+        same("daedalus", &inp).unwrap();
+        let out = p.call_blocking(&inp, &PolicyLimits::default());
+        max_fuel = max_fuel.max(out.fuel_used);
+        state = out.result.unwrap().state;
+    }
+    assert!(state.is_some());
+    // A decision over a 30-sample history with 18 workers, ARIMA selection included, fits the
+    // default budget many times over.
+    assert!(
+        max_fuel < PolicyLimits::default().fuel / 20,
+        "fuel {max_fuel}"
+    );
 }
