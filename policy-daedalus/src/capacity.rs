@@ -132,15 +132,36 @@ impl CapacityModel {
         Some(total)
     }
 
-    /// Capacity at scale-out `p`: observed if measured there, else linear from the current one.
+    /// Capacity at scale-out `p`: observed if measured there; between two observed scale-outs,
+    /// interpolated; below the smallest, proportional to it; above the largest, extended with
+    /// the marginal gain between the two largest (never more than proportional), so sub-linear
+    /// scaling learned from the job is not extrapolated away. With one observation this is the
+    /// reference's linear estimate.
     pub fn capacity(&self, p: u32) -> f64 {
         if let Some(c) = self.observed.get(&p) {
             return *c;
         }
-        if self.current_p == 0 {
-            return 0.0;
-        }
-        (f64::from(p) * self.current / f64::from(self.current_p)).trunc()
+        let below = self.observed.range(..p).next_back();
+        let above = self.observed.range(p + 1..).next();
+        let pf = f64::from(p);
+        let c = match (below, above) {
+            (Some((&a, &ca)), Some((&b, &cb))) => {
+                ca + (cb - ca) * (pf - f64::from(a)) / f64::from(b - a)
+            }
+            (None, Some((&b, &cb))) => cb * pf / f64::from(b),
+            (Some((&b, &cb)), None) => {
+                let linear = cb * pf / f64::from(b);
+                match self.observed.range(..b).next_back() {
+                    Some((&a, &ca)) => {
+                        let gain = ((cb - ca) / f64::from(b - a)).clamp(0.0, cb / f64::from(b));
+                        (cb + gain * (pf - f64::from(b))).min(linear)
+                    }
+                    None => linear,
+                }
+            }
+            (None, None) => 0.0,
+        };
+        c.max(0.0).trunc()
     }
 }
 
@@ -181,6 +202,21 @@ mod tests {
             r.add(0.5, 20_000.0);
         }
         assert!((r.predict(1.0).unwrap() - 40_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sub_linear_scaling_is_interpolated_and_extended() {
+        let mut m = CapacityModel::default();
+        m.observed.insert(2, 20_000.0);
+        m.observed.insert(4, 36_000.0);
+        assert_eq!(m.capacity(3), 28_000.0);
+        assert_eq!(m.capacity(1), 10_000.0);
+        // Above 4: +8000 per worker (the last marginal gain), not +9000 (linear from 4).
+        assert_eq!(m.capacity(6), 52_000.0);
+        // Never more than proportional, never negative.
+        m.observed.insert(8, 30_000.0);
+        assert_eq!(m.capacity(10), 30_000.0);
+        assert_eq!(m.capacity(6), 33_000.0);
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn decide(c: &mut Criterion) {
     let limits = PolicyLimits::default();
     let inp = sample();
     let sdk_input: daedalus_policy_sdk::DecisionInput = to_sdk(&inp);
-    for name in ["static", "hpa", "ds2"] {
+    for name in ["static", "hpa", "ds2", "daedalus"] {
         let p = engine.load_file(&policy_path(name), &limits, None).unwrap();
         let mut g = c.benchmark_group(format!("decide/{name}"));
         g.bench_function("native", |b| {
@@ -35,7 +35,8 @@ fn decide(c: &mut Criterion) {
                 black_box(match name {
                     "static" => policy_static::Static::decide(i),
                     "hpa" => policy_hpa::Hpa::decide(i),
-                    _ => policy_ds2::Ds2::decide(i),
+                    "ds2" => policy_ds2::Ds2::decide(i),
+                    _ => policy_daedalus::Daedalus::decide(i),
                 })
             })
         });
@@ -58,7 +59,7 @@ fn load(c: &mut Criterion) {
         ..EngineOptions::default()
     })
     .unwrap();
-    for name in ["static", "ds2"] {
+    for name in ["static", "daedalus"] {
         let bytes = read(&policy_path(name));
         cached.load_bytes(&bytes, &limits).unwrap();
         let mut g = c.benchmark_group(format!("load/{name}"));

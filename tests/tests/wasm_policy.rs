@@ -158,3 +158,26 @@ fn daedalus_twin_through_a_stateful_run() {
         "fuel {max_fuel}"
     );
 }
+
+/// What a full Daedalus decision costs: 300 s of 1-s history with 18 workers, fresh state (so
+/// the ARIMA order is selected in this call).
+#[test]
+fn daedalus_decision_fits_its_fuel_budget_on_a_full_window() {
+    let p = engine()
+        .load_file(&policy_path("daedalus"), &PolicyLimits::default(), None)
+        .unwrap();
+    let samples: Vec<(f64, f64)> = (0..300)
+        .map(|k| (30_000.0 + 40.0 * k as f64, 0.7))
+        .collect();
+    let mut inp = input(10_000, 18, &samples, (1, 24));
+    for (i, o) in inp.history.iter_mut().enumerate() {
+        o.at_ms = 10_000_000 - (300 - i as u64) * 1000; // 1-s spacing
+    }
+    let out = p.call_blocking(&inp, &PolicyLimits::default());
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert!(
+        out.fuel_used < PolicyLimits::default().fuel / 10,
+        "fuel {}",
+        out.fuel_used
+    );
+}
