@@ -33,6 +33,11 @@ pub struct Params {
     pub backlog_tolerance_s: f64,
     /// `calm_secs` (30): normal samples in a row that end a recovery.
     pub calm_s: u64,
+    /// `fallback` (`recovering`): when no candidate covers the whole forecast horizon, take the
+    /// smallest one (not below the current) that recovers in time and covers the peak during its
+    /// recovery; `max` is the reference's maximum scale-out. A forecast that extrapolates a
+    /// sudden jump otherwise sends the job to the maximum.
+    pub fallback_recovering: bool,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
     /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200).
     pub forecast: ForecastParams,
@@ -58,6 +63,7 @@ pub const KEYS: &[&str] = &[
     "wape_good",
     "retrain_after",
     "forecast_history_secs",
+    "fallback",
 ];
 
 impl Params {
@@ -78,6 +84,8 @@ impl Params {
             warm_up_ms: secs("warm_up_secs", 120, 0, 3600)? * 1000,
             backlog_tolerance_s: p.f64_in("backlog_tolerance_secs", 10.0, 0.0, 86_400.0)?,
             calm_s: secs("calm_secs", 30, 1, 3600)?,
+            fallback_recovering: p.choice("fallback", "recovering", &["recovering", "max"])?
+                == "recovering",
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,

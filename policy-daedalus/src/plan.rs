@@ -292,6 +292,9 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     let mut reason = String::from("nothing qualifies: maximum scale-out");
     let mut choice = hi;
     let mut chosen_rt = f64::NAN;
+    // The smallest candidate that recovers in time and covers the peak during its recovery,
+    // for the `recovering` fallback when none covers the whole horizon.
+    let mut recovering: Option<(u32, usize)> = None;
     for i in lo..=hi {
         let c = cap(i);
         if c <= load {
@@ -327,6 +330,9 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         if i < p_now && lag > params.backlog_tolerance_s * load.max(1.0) {
             continue;
         }
+        if recovering.is_none() && i >= p_now {
+            recovering = Some((i, rt));
+        }
         if c > forecast.peak(usize::MAX) {
             choice = i;
             chosen_rt = rt as f64;
@@ -335,6 +341,16 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
             );
             break;
         }
+    }
+    if !chosen_rt.is_finite()
+        && params.fallback_recovering
+        && let Some((i, rt)) = recovering
+    {
+        choice = i;
+        chosen_rt = rt as f64;
+        reason = format!(
+            "{p_now} -> {i}: no scale-out covers the whole forecast; smallest recovering in {rt} s and covering the peak meanwhile"
+        );
     }
     if chosen_rt.is_finite() {
         metrics.push(Metric::new("chosen-recovery", chosen_rt, "s"));

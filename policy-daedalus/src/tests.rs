@@ -267,3 +267,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_forecast_beyond_every_capacity_falls_back_to_the_smallest_recovering_scale_out() {
+    // The input climbs 400 records/s every second for the last minute: the linear trend
+    // forecasts ~280k within 10 minutes, beyond the 200k of 20 workers.
+    let rate = |t: u64| {
+        if t < 9_940 {
+            15_000.0
+        } else {
+            15_000.0 + 400.0 * (t - 9_940) as f64
+        }
+    };
+    let reference = crate::Params::parse(&[("fallback".into(), "max".into())]).unwrap();
+    let d = decide(&reference, &job(2, rate, 10_000, 300)).unwrap();
+    assert_eq!(d.action, Action::Job(20), "{}", d.explanation.reason);
+    let d = decide(&params(), &job(2, rate, 10_000, 300)).unwrap();
+    let t = target(&d, 2);
+    assert!((4..20).contains(&t), "{t}: {}", d.explanation.reason);
+    assert!(
+        d.explanation
+            .reason
+            .contains("no scale-out covers the whole forecast")
+    );
+}
