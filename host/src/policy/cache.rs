@@ -53,9 +53,12 @@ impl PrecompiledCache {
     /// Stores precompiled bytes for `digest` atomically.
     pub(crate) fn store(&self, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
+        // Unique per process and call, so concurrent loads never share a temporary file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .dir
-            .join(format!(".{digest}.{}.tmp", std::process::id()));
+            .join(format!(".{digest}.{}.{n}.tmp", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, self.entry(digest))
     }
