@@ -214,9 +214,6 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         .rescale
         .last_finished_ms
         .is_some_and(|t| now < t + params.warm_up_ms);
-    if !warm {
-        st.capacity.evaluate(p_now, &window_cpu);
-    }
     let useful_cap = input
         .current
         .operators
@@ -225,6 +222,10 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         .filter(|m| *m > 0)
         .min()
         .unwrap_or(u32::MAX);
+    if !warm {
+        // Keyed by the useful parallelism: instances beyond the partitions add nothing.
+        st.capacity.evaluate(p_now.min(useful_cap), &window_cpu);
+    }
     let cap = |i: u32| st.capacity.capacity(i.min(useful_cap));
     if cap(p_now) <= 0.0 {
         return hold(&st, "no capacity information yet");

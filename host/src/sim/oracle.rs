@@ -4,8 +4,8 @@
 //! changes the job-level parallelism only at the policies' decision times, paying the same
 //! rescale costs (nominal downtime, checkpoint replay) and obeying the same rule that no rescale
 //! starts while one is in progress. A minimiser of a positively weighted sum is Pareto-optimal:
-//! no schedule uses fewer worker-seconds without more SLO violation, so a policy's
-//! worker-seconds read as a ratio to the best possible.
+//! no schedule uses fewer worker-seconds without more SLO violation or more work left undone at
+//! the end, so a policy's worker-seconds read as a ratio to the best possible.
 //!
 //! Dynamic programming over decision times: the states reached at each parallelism are kept as
 //! a Pareto front over (cost so far, lag, records since the checkpoint, downtime left) — a state
@@ -176,6 +176,18 @@ pub fn solve(model: &Model, cfg: &OracleConfig) -> Schedule {
         fronts = next;
         t = end;
     }
+    // Terminal cost: records still waiting at the end must be worked off after it, at best at
+    // the largest capacity with the largest job. Without it a schedule could let the lag grow
+    // towards the end (or rescale in the last interval) for free.
+    let best_capacity = (lo..=hi)
+        .map(|p| model.job_capacity(p))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let terminal = |e: &Entry| e.cost + f64::from(hi) * e.state.lag as f64 / best_capacity;
+    for e in fronts.iter_mut().flatten() {
+        e.cost = terminal(e);
+    }
     let best = fronts
         .iter()
         .flatten()
@@ -196,7 +208,7 @@ pub fn solve(model: &Model, cfg: &OracleConfig) -> Schedule {
                 let d = model.downtime_s(prof.initial_parallelism, q, 0.0);
                 model.start_rescale(&mut e.state, vec![q; ops], d);
                 advance(model, cfg, &mut e, interval, n);
-                (q, e.cost)
+                (q, terminal(&e))
             });
         if let Some((q, cost)) = statics.min_by(|a, b| a.1.total_cmp(&b.1))
             && cost < best.cost
@@ -266,7 +278,14 @@ mod tests {
         let slo = model.profile.slo_latency_ms;
         let ws: u64 = r.timeline.parallelism.iter().map(|p| u64::from(*p)).sum();
         let v = r.timeline.latency_ms.iter().filter(|l| **l > slo).count();
-        ws as f64 + f64::from(model.profile.max_parallelism) * v as f64
+        let prof = &model.profile;
+        let best = (prof.min_parallelism..=prof.max_parallelism)
+            .map(|p| model.job_capacity(p))
+            .max()
+            .unwrap() as f64;
+        let terminal =
+            f64::from(prof.max_parallelism) * *r.timeline.lag.last().unwrap() as f64 / best;
+        ws as f64 + f64::from(model.profile.max_parallelism) * v as f64 + terminal
     }
 
     #[test]
