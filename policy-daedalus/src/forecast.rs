@@ -133,7 +133,7 @@ impl Forecaster {
 
     /// Scores the previous forecast, (re)fits, and forecasts from `now_ms`.
     pub fn forecast(&mut self, now_ms: u64, p: &ForecastParams) -> Forecast {
-        self.score();
+        self.score(p.wape_good);
         let completed_ms = self.next_start_ms;
         if self.series.len() < 12 {
             let last = self.series.last().copied().unwrap_or(0.0);
@@ -173,7 +173,7 @@ impl Forecaster {
     }
 
     /// WAPE of the last ARIMA forecast against the points that have arrived since.
-    fn score(&mut self) {
+    fn score(&mut self, wape_good: f64) {
         let Some(f) = &self.last_arima else { return };
         let step_ms = STEP_S * 1000;
         let arrived = ((self.next_start_ms.saturating_sub(f.start_ms)) / step_ms) as usize;
@@ -195,7 +195,7 @@ impl Forecaster {
             f64::INFINITY
         };
         self.wape = Some(wape);
-        if wape < 0.10 {
+        if wape < wape_good {
             self.bad = 0;
         } else {
             self.bad += 1;

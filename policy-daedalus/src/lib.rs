@@ -23,7 +23,10 @@
 //! `backlog_tolerance_secs` of input); no wall-clock offset (time is the input's `now_ms`);
 //! statistics use exact Welford/Chan updates; a worker with flat CPU gets a ratio model instead
 //! of a division by zero; candidates beyond the useful parallelism (partitions) get the
-//! capacity of the cap; the forecaster is ARIMA(p, d, 0) (see [`forecast`]).
+//! capacity of the cap; the forecaster is ARIMA(p, d, 0) (see [`forecast`]); observed
+//! capacities at two scale-outs are interpolated and extended rather than extrapolated
+//! linearly; when no candidate covers the whole forecast, the smallest recovering one is taken
+//! instead of the maximum (`fallback = max` restores the reference).
 
 pub mod anomaly;
 pub mod capacity;
