@@ -147,6 +147,9 @@ fn simulate_writes_the_scorecard_report_and_plots() {
     ] {
         assert!(cards[0].get(key).is_some(), "report lacks {key}");
     }
+    let decisions = std::fs::read_to_string(out.path().join("hpa60.decisions.jsonl")).unwrap();
+    assert!(decisions.lines().count() >= 39, "one line per decision");
+    assert!(out.path().join("oracle.timeline.csv").exists());
     for svg in ["runs.svg", "scorecard.svg"] {
         let text = std::fs::read_to_string(out.path().join(svg)).unwrap();
         assert!(text.starts_with("<svg") && text.contains("oracle"), "{svg}");

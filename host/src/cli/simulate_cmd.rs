@@ -175,9 +175,17 @@ pub(crate) fn run_simulate(
     let card_svg = args.out.join("scorecard.svg");
     plot::scorecard(&card_svg, &cards)
         .with_context(|| format!("cannot write {}", card_svg.display()))?;
+    for s in &scored {
+        daedalus_host::sim::export::write_run(&args.out, &s.card.policy, &s.result)
+            .with_context(|| format!("cannot write the run files of {}", s.card.policy))?;
+    }
     print!("{}", table(&cards));
     println!();
     println!("report: {}", report.display());
     println!("plots:  {}  {}", runs_svg.display(), card_svg.display());
+    println!(
+        "data:   {}/<policy>.timeline.csv, <policy>.decisions.jsonl",
+        args.out.display()
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -10,12 +10,14 @@
 //! - [`score`]: the scorecard;
 //! - [`oracle`]: the optimal schedule by dynamic programming;
 //! - [`plot`]: SVG plots of runs and scorecards;
-//! - [`compare`]: several policies and the oracle on one trace.
+//! - [`compare`]: several policies and the oracle on one trace;
+//! - [`export`]: per-run timeline CSV and decision log.
 //!
 //! The simulator never touches the network and depends only on `model` and `policy`.
 
 pub mod compare;
 pub mod dynamics;
+pub mod export;
 pub mod metrics;
 pub mod oracle;
 pub mod plot;
