@@ -7,6 +7,9 @@
 
 use std::path::Path;
 
+/// Largest rate accepted, records/s: sums over a long trace must stay far from `u64::MAX`.
+pub const MAX_RATE: f64 = 1e12;
+
 /// A workload: records arriving in each second.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
@@ -110,6 +113,12 @@ impl Trace {
             if !rate.is_finite() || rate < 0.0 {
                 return Err(bad(n, format!("rate {rate} must be a finite number >= 0")));
             }
+            if rate > MAX_RATE {
+                return Err(bad(
+                    n,
+                    format!("rate {rate} is above the supported {MAX_RATE:e} records/s"),
+                ));
+            }
             rates.push(rate.round() as u64);
         }
         if rates.is_empty() {
@@ -129,7 +138,7 @@ impl Trace {
     /// Multiplies every rate by `factor` (e.g. to fit a trace to a profile's capacity).
     pub fn scaled(mut self, factor: f64) -> Trace {
         for r in &mut self.rates {
-            *r = (*r as f64 * factor).round().max(0.0) as u64;
+            *r = (*r as f64 * factor).round().clamp(0.0, MAX_RATE) as u64;
         }
         if factor != 1.0 {
             self.name = format!("{}x{factor}", self.name);
@@ -164,15 +173,17 @@ impl Trace {
             let v: f64 = v
                 .parse()
                 .map_err(|_| bad(format!("`{k}` = `{v}` is not a number")))?;
-            if !v.is_finite() || v < 0.0 {
-                return Err(bad(format!("`{k}` must be a finite number >= 0")));
+            if !v.is_finite() || v < 0.0 || v > MAX_RATE {
+                return Err(bad(format!(
+                    "`{k}` must be a finite number in [0, {MAX_RATE:e}]"
+                )));
             }
             kv.insert(k.to_string(), v);
         }
         let get = |k: &str, default: f64| kv.get(k).copied().unwrap_or(default);
         let duration = get("duration", 3600.0) as usize;
-        if duration == 0 {
-            return Err(bad("duration must be > 0".into()));
+        if duration == 0 || duration > 7 * 86_400 {
+            return Err(bad("duration must be in [1, 604800] seconds".into()));
         }
         let known: &[&str] = match kind {
             "constant" => &["rate", "duration"],
@@ -276,6 +287,7 @@ mod tests {
             ("second|count\n0|10\n2|20\n", ":3: expected second 1"),
             ("second|count\n0|x\n", ":2: rate `x`"),
             ("second|count\n0|-5\n", ">= 0"),
+            ("second|count\n0|1e20\n", "above the supported"),
             ("second|count\n0\n", "two `|`-separated"),
             ("", "empty file"),
             ("second|count\n", "no data rows"),
@@ -313,5 +325,6 @@ mod tests {
         assert!(Trace::synthetic("zigzag:duration=3").is_err());
         assert!(Trace::synthetic("constant:rate=-1").is_err());
         assert!(Trace::synthetic("constant:speed=1").is_err());
+        assert!(Trace::synthetic("constant:duration=100000000").is_err());
     }
 }
