@@ -173,7 +173,7 @@ impl Trace {
             let v: f64 = v
                 .parse()
                 .map_err(|_| bad(format!("`{k}` = `{v}` is not a number")))?;
-            if !v.is_finite() || v < 0.0 || v > MAX_RATE {
+            if !v.is_finite() || !(0.0..=MAX_RATE).contains(&v) {
                 return Err(bad(format!(
                     "`{k}` must be a finite number in [0, {MAX_RATE:e}]"
                 )));
