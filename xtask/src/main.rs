@@ -6,7 +6,8 @@
 //!   by default on the bundled advertising trace: the README's quick start;
 //! - `bench-policies [ARGS]`: build-policies, then `daedalus bench-policies` (release);
 //! - `test`: the README's test command: build-policies, then the whole test suite;
-//! - `ci`: what `.ci/run` runs: fmt check, clippy, then `test`.
+//! - `ci`: what `.ci/run` runs: fmt check, clippy, `test`, then `cargo deny check licenses bans
+//!   sources`.
 #![allow(
     clippy::print_stdout,
     reason = "a task runner reports progress on stdout"
@@ -155,5 +156,9 @@ fn ci(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run_tests(root)
+    run_tests(root)?;
+    // Licences, duplicate versions and sources (advisories need network access to GitHub).
+    run(cargo()
+        .current_dir(root)
+        .args(["deny", "check", "licenses", "bans", "sources"]))
 }
