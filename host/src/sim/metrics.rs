@@ -101,3 +101,48 @@ pub fn observe(model: &Model, t: usize, s: &JobState, out: &StepOut, rng: &mut R
         operators,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::profile::{Engine, JobProfile};
+    use crate::sim::trace::Trace;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Whatever the load, parallelism and state, a sample is what a collector could report:
+        /// ratios in [0, 1], rates finite and non-negative, one worker per slot, and nothing
+        /// but `None` while the job is restarting.
+        #[test]
+        fn samples_are_well_formed(rate in 0u64..2_000_000, p in 1u32..18, lag in 0u64..10_000_000, down in 0u32..3, seed in 0u64..50, missing in 0.0f64..0.5) {
+            let mut profile = JobProfile::default_for(if seed % 2 == 0 { Engine::Flink } else { Engine::KafkaStreams });
+            profile.missing_sample_probability = missing;
+            let model = Model::new(&profile, &Trace { name: "t".into(), rates: vec![rate; 3] }, seed);
+            let mut s = model.initial_state();
+            s.ops = vec![p; profile.operators.len()];
+            s.lag = lag;
+            s.downtime_left = down;
+            let out = model.step(0, &mut s);
+            let mut rng = crate::sim::rng::Rng::new(seed);
+            let o = observe(&model, 0, &s, &out, &mut rng);
+            prop_assert_eq!(o.workers.len() as u32, p);
+            for w in &o.workers {
+                if let Some(c) = w.cpu_utilization { prop_assert!((0.0..=1.0).contains(&c)); }
+                if let Some(t) = w.throughput_records_per_sec { prop_assert!(t.is_finite() && t >= 0.0); }
+            }
+            for op in &o.operators {
+                for r in [op.busy_ratio, op.backpressure_ratio].into_iter().flatten() {
+                    prop_assert!((0.0..=1.0).contains(&r));
+                }
+                for r in [op.records_in_per_sec, op.records_out_per_sec].into_iter().flatten() {
+                    prop_assert!(r.is_finite() && r >= 0.0);
+                }
+                if s.rescaling() {
+                    prop_assert!(op.busy_ratio.is_none() && op.records_in_per_sec.is_none());
+                }
+            }
+        }
+    }
+}
