@@ -141,6 +141,9 @@ proptest! {
         all.push(PolicySpec { name: "hpa50".into(), path: all[0].path.clone(), params: vec![("target_cpu_utilization".into(), "0.5".into())] });
         all.push(PolicySpec { name: "static4".into(), path: all[2].path.clone(), params: vec![("parallelism".into(), "4".into())] });
         let scored = compare(&profile, &trace, &cfg, &all);
+        // The guarantee holds for an exact oracle (fronts never thinned), which small traces
+        // almost always give; a thinned one is only the best schedule found.
+        prop_assume!(scored.last().unwrap().exact);
         let oracle = &scored.last().unwrap().card;
         prop_assert_eq!(&oracle.policy, "oracle");
         for s in &scored[..scored.len() - 1] {
