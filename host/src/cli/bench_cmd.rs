@@ -67,14 +67,7 @@ struct Row {
 }
 
 fn spec(name: &str, dir: &Path, file: &str, params: &[(&str, &str)]) -> PolicySpec {
-    PolicySpec {
-        name: name.into(),
-        path: dir.join(file),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
+    PolicySpec::new(name, dir.join(file), params)
 }
 
 /// The smallest scale-out whose true capacity covers the peak of `trace` (the maximum if none).

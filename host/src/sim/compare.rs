@@ -47,6 +47,20 @@ pub struct PolicySpec {
     pub params: Vec<(String, String)>,
 }
 
+impl PolicySpec {
+    /// A spec for the component at `path`, shown as `name`, with `params`.
+    pub fn new(name: &str, path: PathBuf, params: &[(&str, &str)]) -> Self {
+        PolicySpec {
+            name: name.into(),
+            path,
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
 /// Parses `[NAME=]PATH[?KEY=VALUE&...]`.
 pub fn parse_spec(spec: &str) -> Result<PolicySpec, CompareError> {
     let bad = |detail: String| CompareError::BadSpec {
@@ -182,13 +196,8 @@ pub fn simulate_all(
 /// The bundled policies in `dir`: daedalus, hpa and ds2 with defaults, static at 12 (the paper's
 /// static Flink deployment).
 pub fn default_specs(dir: &Path) -> Vec<PolicySpec> {
-    let spec = |name: &str, file: &str, params: &[(&str, &str)]| PolicySpec {
-        name: name.into(),
-        path: dir.join(file),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+    let spec = |name: &str, file: &str, params: &[(&str, &str)]| {
+        PolicySpec::new(name, dir.join(file), params)
     };
     vec![
         spec("daedalus", "daedalus.wasm", &[]),
