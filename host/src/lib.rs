@@ -6,10 +6,12 @@
 //! - [`mapek`]: the loop's roles; [`mapek::ScalingPolicy`] is Plan;
 //! - [`policy`]: the wasm runtime, the only module that names wasmtime;
 //! - [`sim`]: the offline simulator, scorecard and oracle;
+//! - [`conformance`]: the invariants every policy component must keep (`policy test`);
 //! - [`clock`]: the only reader of the real clock.
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod conformance;
 pub mod mapek;
 pub mod model;
 pub mod policy;

@@ -182,3 +182,36 @@ fn simulate_refuses_bad_input_clearly() {
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
+    let policies = root().join("target/policies");
+    let ds2 = artifact("ds2.wasm");
+    let (code, out, err) = daedalus(&[
+        "policy",
+        "test",
+        ds2.to_str().unwrap(),
+        "--trace",
+        "step:low=20000,high=200000,at=300,duration=600",
+        "--policies-dir",
+        policies.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pass bounds") && out.contains("oracle"),
+        "{out}"
+    );
+    let hostile = artifact("testing/hostile.wasm");
+    let (code, out, _) = daedalus(&[
+        "policy",
+        "test",
+        hostile.to_str().unwrap(),
+        "--param",
+        "mode=target",
+        "--param",
+        "parallelism=0",
+        "--no-score",
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL bounds"), "{out}");
+}

@@ -1,5 +1,6 @@
 //! The integration test binary: one `mod` per topic.
 
+mod conformance;
 mod hot_swap;
 mod precompiled_cache;
 mod sandbox;

@@ -18,6 +18,27 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check a component against the conformance invariants, then score it against the bundled
+    /// baselines and the oracle on a simulated workload. Exits non-zero if an invariant fails.
+    Test {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Parameter `KEY=VALUE` handed to the policy (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Workload for the score (a trace file or a synthetic spec).
+        #[arg(
+            long,
+            default_value = "sine:min=5000,max=300000,period=3600,duration=7200"
+        )]
+        trace: String,
+        /// Where the baselines to score against are.
+        #[arg(long, default_value = "target/policies")]
+        policies_dir: PathBuf,
+        /// Only the invariants, no score.
+        #[arg(long)]
+        no_score: bool,
+    },
     /// Run one decision of a component on an input given as JSON (the WIT shape).
     Decide {
         /// The component (`.wasm`).
@@ -97,6 +118,13 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             }
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Test {
+            file,
+            params,
+            trace,
+            policies_dir,
+            no_score,
+        } => test(&engine, &file, &params, &trace, &policies_dir, no_score),
         PolicyCommand::Decide {
             file,
             input,
@@ -125,5 +153,72 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             eprintln!("fuel used: {}", outcome.fuel_used);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `policy test`: the conformance invariants, then a score against the baselines.
+fn test(
+    engine: &std::sync::Arc<PolicyEngine>,
+    file: &std::path::Path,
+    params: &[(String, String)],
+    trace: &str,
+    policies_dir: &std::path::Path,
+    no_score: bool,
+) -> anyhow::Result<ExitCode> {
+    use daedalus_host::sim::{compare, profile, run::RunConfig, trace::Trace};
+    let limits = PolicyLimits::default();
+    let policy = engine
+        .load_file(file, &limits, None)
+        .with_context(|| format!("cannot load {}", file.display()))?;
+    let report = daedalus_host::conformance::run(&policy, params);
+    println!(
+        "conformance of {} ({}):",
+        policy.info().name,
+        file.display()
+    );
+    for c in &report.checks {
+        let mark = if c.passed { "pass" } else { "FAIL" };
+        println!("  {mark} {:<18} {}", c.name, c.detail);
+    }
+    println!(
+        "  max fuel per decision: {}; median decide: {:.0} µs (measured)",
+        report.max_fuel, report.decide_us_p50
+    );
+    if !no_score {
+        let workload = match Trace::synthetic(trace) {
+            Ok(t) => t,
+            Err(_) => Trace::from_file(std::path::Path::new(trace))?,
+        };
+        let pairs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let name = policy.info().name.clone();
+        let mut specs = vec![compare::PolicySpec::new(&name, file.to_path_buf(), &pairs)];
+        specs.extend(
+            compare::default_specs(policies_dir)
+                .into_iter()
+                .filter(|s| s.path.exists() && s.name != name),
+        );
+        let prof = profile::JobProfile::default_for(profile::Engine::Flink);
+        let scored = compare::simulate_all(
+            engine,
+            &specs,
+            &prof,
+            &workload,
+            &RunConfig::default(),
+            &limits,
+            true,
+            true,
+        )?;
+        let cards: Vec<_> = scored.into_iter().map(|s| s.card).collect();
+        println!("\nscore on {} (simulated {}):", workload.name, prof.name);
+        print!("{}", compare::table(&cards));
+    }
+    if report.passed() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: {} failed at least one invariant", file.display());
+        Ok(ExitCode::from(1))
     }
 }
