@@ -215,3 +215,62 @@ fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
     assert_eq!(code, 1);
     assert!(out.contains("FAIL bounds"), "{out}");
 }
+
+/// Scaffold -> native tests -> component build -> conformance, as a stranger would do it.
+#[test]
+fn policy_new_scaffolds_a_project_that_builds_and_passes_the_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = daedalus(&[
+        "policy",
+        "new",
+        "lag-rule",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created"), "{out}");
+    let project = dir.path().join("lag-rule");
+    let wit = std::fs::read_to_string(project.join("wit/world.wit")).unwrap();
+    assert!(wit.contains("package daedalus:autoscaler@0.1.0"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let run = |args: &[&str]| {
+        let out = Command::new(&cargo)
+            .args(args)
+            .current_dir(&project)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "cargo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["test", "-q"]);
+    run(&["build", "-q", "--release", "--target", "wasm32-wasip2"]);
+    let wasm = project.join("target/wasm32-wasip2/release/lag_rule.wasm");
+    let (code, out, err) = daedalus(&["policy", "test", wasm.to_str().unwrap(), "--no-score"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("FAIL"), "{out}");
+    // A second project of the same name is refused; other languages are not there yet.
+    let (code, _, err) = daedalus(&[
+        "policy",
+        "new",
+        "lag-rule",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = daedalus(&[
+        "policy",
+        "new",
+        "x",
+        "--lang",
+        "python",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("only `--lang rust`"), "{err}");
+}

@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod policy_cmd;
+mod policy_new;
 mod simulate_cmd;
 
 use clap::{Parser, Subcommand};

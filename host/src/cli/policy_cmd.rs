@@ -18,6 +18,17 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a standalone policy project (its own workspace, the WIT vendored, a test).
+    New {
+        /// Project and policy name (lowercase, digits, - and _).
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Language of the project.
+        #[arg(long, value_enum, default_value_t = crate::cli::policy_new::Lang::Rust)]
+        lang: crate::cli::policy_new::Lang,
+    },
     /// Check a component against the conformance invariants, then score it against the bundled
     /// baselines and the oracle on a simulated workload. Exits non-zero if an invariant fails.
     Test {
@@ -116,6 +127,15 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
                 eprintln!("error: this host would refuse the component: {e}");
                 return Ok(ExitCode::from(2));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::New { name, dir, lang } => {
+            let root = crate::cli::policy_new::scaffold(&name, &dir, lang)?;
+            println!("created {}", root.display());
+            println!(
+                "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                root.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test {
