@@ -5,7 +5,8 @@
 //! rounding). A worker's capacity is the regression evaluated at the skew-aware point: the
 //! hottest worker at 100% CPU, every other at 100% minus its gap to the hottest. Job capacity is
 //! the sum. Per scale-out, observed capacities decay by half with each new measurement; unseen
-//! scale-outs are extrapolated linearly from the current one.
+//! scale-outs are interpolated between observed ones, or extrapolated (linearly from a single
+//! observation, as the reference does; with the last marginal gain beyond two).
 //!
 //! Deviation from the reference: when a worker's CPU has (almost) no variance the slope is
 //! undefined; the reference divides by zero, we use the ratio model `y = x * (mean_y / mean_x)`.
@@ -78,10 +79,6 @@ pub struct CapacityModel {
     pub workers: BTreeMap<String, Regression>,
     /// Observed job capacity per scale-out (records/s), decayed by half per measurement.
     pub observed: BTreeMap<u32, f64>,
-    /// Job capacity measured at the current scale-out in the last evaluation.
-    pub current: f64,
-    /// The scale-out `current` was measured at.
-    pub current_p: u32,
 }
 
 impl CapacityModel {
@@ -127,8 +124,6 @@ impl CapacityModel {
         }
         let entry = self.observed.entry(p).or_insert(total);
         *entry = ((*entry + total) / 2.0).trunc();
-        self.current = total;
-        self.current_p = p;
         Some(total)
     }
 
