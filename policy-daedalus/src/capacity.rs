@@ -10,6 +10,14 @@
 //!
 //! Deviation from the reference: when a worker's CPU has (almost) no variance the slope is
 //! undefined; the reference divides by zero, we use the ratio model `y = x * (mean_y / mean_x)`.
+//! The same holds when the spread is small but not zero: under a steady load the CPU samples
+//! differ only by measurement noise, and least squares then attenuates the slope towards zero
+//! (errors in the regressor), so the capacity at 100% CPU collapses towards the current
+//! throughput and every later plan over-provisions. The slope is therefore trusted only once
+//! the CPU's standard deviation reaches `min_cpu_spread` (0.03 by default: above the noise of a
+//! CPU gauge sampled each second, about 0.02 in our measurements and the simulator's profiles;
+//! raise it for noisier gauges); below it the ratio model, which errs on the safe side by the
+//! idle CPU share, is used.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,13 +64,14 @@ impl Regression {
         self.n = n;
     }
 
-    /// Predicted throughput at CPU `x`; `None` before any sample.
-    pub fn predict(&self, x: f64) -> Option<f64> {
+    /// Predicted throughput at CPU `x`; `None` before any sample. The fitted slope is used only
+    /// when the CPU's standard deviation is at least `min_spread` (and above rounding noise).
+    pub fn predict(&self, x: f64, min_spread: f64) -> Option<f64> {
         if self.n < 1.0 {
             return None;
         }
         let var = self.m2_x / self.n;
-        if var > 1e-6 && self.n >= 3.0 {
+        if var > 1e-6 && var >= min_spread * min_spread && self.n >= 3.0 {
             let slope = self.c_xy / self.m2_x;
             if slope > 0.0 {
                 return Some(self.mean_y + slope * (x - self.mean_x));
@@ -104,8 +113,8 @@ impl CapacityModel {
 
     /// Evaluates the job capacity at scale-out `p` from the workers' mean CPU in the current
     /// window (`(worker, mean cpu)`), records it as observed, and returns it. `None` when no
-    /// worker has a model yet.
-    pub fn evaluate(&mut self, p: u32, window_cpu: &[(&str, f64)]) -> Option<f64> {
+    /// worker has a model yet. `min_spread` is [`Regression::predict`]'s.
+    pub fn evaluate(&mut self, p: u32, window_cpu: &[(&str, f64)], min_spread: f64) -> Option<f64> {
         let hottest = window_cpu
             .iter()
             .map(|(_, c)| *c)
@@ -114,7 +123,11 @@ impl CapacityModel {
         let mut any = false;
         for (w, cpu) in window_cpu {
             let target = (1.0 - (hottest - cpu)).clamp(0.0, 1.0);
-            if let Some(cap) = self.workers.get(*w).and_then(|r| r.predict(target)) {
+            if let Some(cap) = self
+                .workers
+                .get(*w)
+                .and_then(|r| r.predict(target, min_spread))
+            {
                 total += cap.max(0.0).trunc();
                 any = true;
             }
@@ -185,18 +198,36 @@ mod tests {
             c.merge(&part);
         }
         for r in [&a, &b, &c] {
-            assert!((r.predict(1.0).unwrap() - 41_000.0).abs() < 1e-6);
+            assert!((r.predict(1.0, 0.05).unwrap() - 41_000.0).abs() < 1e-6);
         }
     }
 
     #[test]
     fn flat_cpu_uses_the_ratio_model_and_nothing_is_none() {
         let mut r = Regression::default();
-        assert_eq!(r.predict(1.0), None);
+        assert_eq!(r.predict(1.0, 0.05), None);
         for _ in 0..10 {
             r.add(0.5, 20_000.0);
         }
-        assert!((r.predict(1.0).unwrap() - 40_000.0).abs() < 1e-6);
+        assert!((r.predict(1.0, 0.05).unwrap() - 40_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn noise_around_a_steady_load_does_not_collapse_the_capacity() {
+        // True line: 5% idle CPU, 60k records/s at 100% (slope 63k per unit of CPU). Steady
+        // load at 20k; most of the CPU's variance is measurement noise, so throughput moves
+        // with only a fifth of it and least squares fits a fifth of the true slope.
+        let mut r = Regression::default();
+        let mut seed = 7u64;
+        for _ in 0..600 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let noise = ((seed >> 33) as f64 / f64::from(u32::MAX) - 0.5) * 0.03;
+            r.add(0.05 + 0.95 / 3.0 + noise, 20_000.0 + 0.2 * 63_000.0 * noise);
+        }
+        let ols = r.predict(1.0, 0.0).unwrap();
+        let guarded = r.predict(1.0, 0.05).unwrap();
+        assert!(ols < 35_000.0, "least squares is attenuated: {ols}");
+        assert!((50_000.0..=60_000.0).contains(&guarded), "{guarded}");
     }
 
     #[test]
@@ -222,7 +253,7 @@ mod tests {
             m.observe("a", Some(x), Some(50_000.0 * x));
             m.observe("b", Some(x), Some(f64::NAN));
         }
-        let c = m.evaluate(2, &[("a", 0.6), ("b", 0.6)]).unwrap();
+        let c = m.evaluate(2, &[("a", 0.6), ("b", 0.6)], 0.05).unwrap();
         assert!((c - 50_000.0).abs() < 2.0, "{c}");
         assert_eq!(m.capacity(4), (4.0 * c / 2.0).trunc());
         assert_eq!(m.capacity(2), c);

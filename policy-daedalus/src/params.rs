@@ -31,6 +31,10 @@ pub struct Params {
     /// `backlog_tolerance_secs` (10): no scale-down while the lag exceeds this many seconds of
     /// input (the reference compared a rate with a count).
     pub backlog_tolerance_s: f64,
+    /// `min_cpu_spread` (0.03): the standard deviation of a worker's CPU utilization (a
+    /// fraction) below which its regression slope is not trusted and the ratio model is used
+    /// (see the capacity module).
+    pub min_cpu_spread: f64,
     /// `calm_secs` (30): normal samples in a row that end a recovery.
     pub calm_s: u64,
     /// `fallback` (`recovering`): when no candidate covers the whole forecast horizon, take the
@@ -57,6 +61,7 @@ pub const KEYS: &[&str] = &[
     "warm_up_secs",
     "backlog_tolerance_secs",
     "calm_secs",
+    "min_cpu_spread",
     "forecast_horizon_secs",
     "linear_horizon_secs",
     "wape_use",
@@ -84,6 +89,7 @@ impl Params {
             warm_up_ms: secs("warm_up_secs", 120, 0, 3600)? * 1000,
             backlog_tolerance_s: p.f64_in("backlog_tolerance_secs", 10.0, 0.0, 86_400.0)?,
             calm_s: secs("calm_secs", 30, 1, 3600)?,
+            min_cpu_spread: p.f64_in("min_cpu_spread", 0.03, 0.0, 1.0)?,
             fallback_recovering: p.choice("fallback", "recovering", &["recovering", "max"])?
                 == "recovering",
             forecast: ForecastParams {

@@ -73,6 +73,11 @@ pub fn describe() -> PolicyInfo {
                 "30",
                 "normal samples in a row that end a recovery, s",
             ),
+            p(
+                "min_cpu_spread",
+                "0.03",
+                "CPU standard deviation needed to trust a regression slope",
+            ),
             p("forecast_horizon_secs", "900", "ARIMA horizon, s"),
             p("linear_horizon_secs", "600", "linear-trend horizon, s"),
             p("wape_use", "0.25", "use ARIMA while its WAPE is below this"),
@@ -224,7 +229,8 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         .unwrap_or(u32::MAX);
     if !warm {
         // Keyed by the useful parallelism: instances beyond the partitions add nothing.
-        st.capacity.evaluate(p_now.min(useful_cap), &window_cpu);
+        st.capacity
+            .evaluate(p_now.min(useful_cap), &window_cpu, params.min_cpu_spread);
     }
     let cap = |i: u32| st.capacity.capacity(i.min(useful_cap));
     if cap(p_now) <= 0.0 {

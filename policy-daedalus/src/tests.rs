@@ -67,7 +67,7 @@ fn capacity_of(samples: &[(String, f64, f64)]) -> f64 {
         })
         .collect();
     let window: Vec<(&str, f64)> = means.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-    m.evaluate(pods.len() as u32, &window).unwrap()
+    m.evaluate(pods.len() as u32, &window, 0.05).unwrap()
 }
 
 #[test]
