@@ -17,6 +17,11 @@ impl Stopwatch {
         }
     }
 
+    /// Time since the start or the previous lap, without starting a new lap.
+    pub fn elapsed(&self) -> Duration {
+        self.last.elapsed()
+    }
+
     /// Time since the start or the previous lap, and starts a new lap.
     pub fn lap(&mut self) -> Duration {
         let now = Instant::now();

@@ -5,6 +5,9 @@
 //! - [`model`]: plain data, mirroring `wit/types.wit` (what a policy sees and answers);
 //! - [`mapek`]: the loop's roles; [`mapek::ScalingPolicy`] is Plan;
 //! - [`policy`]: the wasm runtime, the only module that names wasmtime;
+//! - [`engine`]: collectors and actuators for real engines (Flink REST, Kafka);
+//! - [`live`]: the live loop (`daedalus run`) over real engines; [`loadgen`] replays a trace
+//!   into Kafka;
 //! - [`sim`]: the offline simulator, scorecard and oracle;
 //! - [`conformance`]: the invariants every policy component must keep (`policy test`);
 //! - [`clock`]: the only reader of the real clock.
@@ -12,6 +15,9 @@
 
 pub mod clock;
 pub mod conformance;
+pub mod engine;
+pub mod live;
+pub mod loadgen;
 pub mod mapek;
 pub mod model;
 pub mod policy;

@@ -1,8 +1,10 @@
 //! Command-line interface (clap derive).
 
 mod bench_cmd;
+mod loadgen_cmd;
 mod policy_cmd;
 mod policy_new;
+mod run_cmd;
 mod simulate_cmd;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,10 @@ pub(crate) enum Command {
     /// Run every bundled baseline on every trace and synthetic workload for both engines; write
     /// one table of worker-seconds ratios to the oracle and to static provisioning.
     BenchPolicies(bench_cmd::BenchArgs),
+    /// Run the live autoscaling loop for the jobs in a config file (collect, decide, apply).
+    Run(run_cmd::RunArgs),
+    /// Replay a workload trace into a Kafka topic at the trace's rate.
+    Loadgen(loadgen_cmd::LoadgenArgs),
 }
 
 /// Runs the parsed command.
@@ -54,6 +60,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Policy(cmd) => policy_cmd::run(cmd, cache_dir),
         Command::Simulate(args) => simulate_cmd::run_simulate(args, cache_dir),
         Command::BenchPolicies(args) => bench_cmd::run(args, cache_dir),
+        Command::Run(args) => run_cmd::run(args, cache_dir),
+        Command::Loadgen(args) => loadgen_cmd::run(args),
     }
 }
 

@@ -78,17 +78,7 @@ pub(crate) enum EngineArg {
 }
 
 fn load_trace(args: &SimulateArgs) -> anyhow::Result<Trace> {
-    let path = Path::new(&args.trace);
-    let trace = if path.exists() {
-        Trace::from_file(path)?
-    } else if args.trace.contains(':') {
-        Trace::synthetic(&args.trace)?
-    } else {
-        bail!(
-            "trace file {} does not exist (and it is not a synthetic spec like `sine:max=40000`)",
-            args.trace
-        );
-    };
+    let trace = Trace::load(&args.trace)?;
     let trace = match args.duration_secs {
         Some(s) => trace.truncated(s),
         None => trace,

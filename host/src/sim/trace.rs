@@ -152,6 +152,17 @@ impl Trace {
         self
     }
 
+    /// A trace file if `spec` names an existing file, else a synthetic spec (which contains a
+    /// `:`); anything else is a missing file.
+    pub fn load(spec: &str) -> Result<Trace, TraceError> {
+        let path = Path::new(spec);
+        if path.exists() || !spec.contains(':') {
+            Trace::from_file(path)
+        } else {
+            Trace::synthetic(spec)
+        }
+    }
+
     /// A synthetic trace from a spec `KIND:key=value,...`:
     ///
     /// - `constant:rate=R,duration=S`

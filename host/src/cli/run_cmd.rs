@@ -1,0 +1,40 @@
+//! `daedalus run`: the live MAPE-K loop over the configured jobs.
+
+use clap::Args;
+use daedalus_host::live::{self, RunConfig};
+use daedalus_host::policy::{EngineOptions, PolicyEngine};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The configuration file (TOML; see `examples/`).
+    #[arg(long)]
+    config: PathBuf,
+    /// Recommend only: log what would be done, change nothing (overrides the config).
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration_secs: Option<u64>,
+}
+
+pub(crate) fn run(
+    args: RunArgs,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let cfg = RunConfig::load(&args.config)?;
+    let engine = PolicyEngine::new(EngineOptions {
+        cache_dir,
+        ..EngineOptions::default()
+    })?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(live::run(
+        cfg,
+        engine,
+        args.dry_run,
+        args.duration_secs.map(Duration::from_secs),
+    ))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

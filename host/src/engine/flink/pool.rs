@@ -1,0 +1,53 @@
+//! TaskManager pools: how the actuator gets more slots when a job needs them.
+
+use crate::engine::EngineError;
+
+/// Adds or removes TaskManagers.
+#[async_trait::async_trait]
+pub trait TaskManagerPool: Send + Sync {
+    /// Starts one more TaskManager.
+    async fn add(&self) -> Result<(), EngineError>;
+    /// Stops one TaskManager this pool started (never the cluster's own).
+    async fn remove(&self) -> Result<(), EngineError>;
+}
+
+/// A pool driven by two commands, e.g. the distribution's
+/// `FLINK_CONF_DIR=... bin/taskmanager.sh start|stop` for a local cluster.
+#[derive(Debug, Clone)]
+pub struct CommandPool {
+    /// Program and arguments that start one TaskManager.
+    pub start: Vec<String>,
+    /// Program and arguments that stop one TaskManager.
+    pub stop: Vec<String>,
+}
+
+async fn run(cmd: &[String]) -> Result<(), EngineError> {
+    let (prog, args) = cmd
+        .split_first()
+        .ok_or_else(|| EngineError::Other("empty TaskManager pool command".into()))?;
+    let out = tokio::process::Command::new(prog)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| EngineError::Other(format!("cannot run {prog}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(EngineError::Other(format!(
+            "{prog} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskManagerPool for CommandPool {
+    async fn add(&self) -> Result<(), EngineError> {
+        run(&self.start).await
+    }
+
+    async fn remove(&self) -> Result<(), EngineError> {
+        run(&self.stop).await
+    }
+}

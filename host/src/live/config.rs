@@ -1,0 +1,259 @@
+//! The `daedalus run` configuration: one TOML file, strictly validated (unknown keys are
+//! rejected; every error names the key).
+//!
+//! ```toml
+//! tick_secs = 10          # one MAPE-K cycle per job every this many seconds (default 10)
+//! history_secs = 600      # observation window handed to policies (default 600)
+//! dry_run = false         # recommend only, for every job (default false)
+//!
+//! [[jobs]]
+//! name = "wordcount"                      # how logs name the job
+//! policy = "target/policies/ds2.wasm"     # the policy component
+//! policy_sha256 = "..."                   # optional pin; a mismatch refuses to start
+//! params = { target_utilization = "0.7" } # policy parameters (strings)
+//! min_parallelism = 1                     # default 1
+//! max_parallelism = 4                     # required
+//! rescale_timeout_secs = 180              # give up waiting for a rescale (default 180)
+//! dry_run = false                         # per job (default: the global one)
+//!
+//! [jobs.flink]
+//! rest_url = "http://127.0.0.1:8081"
+//! job_name = "flink-wordcount"   # or job_id = "..."
+//! timeout_ms = 5000              # per REST call (default 5000)
+//! warm_up_secs = 15              # not ready this long after a (re)start (default 15)
+//! workers = "subtasks"           # or "task-managers" (default subtasks)
+//! taskmanager_start = ["bash", "tests/services/flink.sh", "tm-start"]  # optional pool
+//! taskmanager_stop = ["bash", "tests/services/flink.sh", "tm-stop"]
+//!
+//! [jobs.kafka]                   # optional: the input topic, for the arrival rate
+//! bootstrap = "127.0.0.1:9092"
+//! topic = "words"
+//! timeout_ms = 5000
+//! ```
+
+use crate::engine::flink::WorkerSource;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seconds between cycles (default 10).
+    #[serde(default = "default_tick")]
+    pub tick_secs: u64,
+    /// Seconds of observations handed to policies (default 600).
+    #[serde(default = "default_history")]
+    pub history_secs: u64,
+    /// Recommend only (default false).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The jobs.
+    pub jobs: Vec<JobConfig>,
+}
+
+fn default_tick() -> u64 {
+    10
+}
+fn default_history() -> u64 {
+    600
+}
+fn default_min() -> u32 {
+    1
+}
+fn default_rescale_timeout() -> u64 {
+    180
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+fn default_warm_up() -> u64 {
+    15
+}
+
+/// One job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Name used in logs.
+    pub name: String,
+    /// The policy component.
+    pub policy: PathBuf,
+    /// Expected sha256 of the component (hex).
+    #[serde(default)]
+    pub policy_sha256: Option<String>,
+    /// Policy parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Smallest parallelism applied (default 1).
+    #[serde(default = "default_min")]
+    pub min_parallelism: u32,
+    /// Largest parallelism applied.
+    pub max_parallelism: u32,
+    /// Seconds to wait for a rescale to complete before giving up on it (default 180).
+    #[serde(default = "default_rescale_timeout")]
+    pub rescale_timeout_secs: u64,
+    /// Recommend only for this job (default: the global `dry_run`).
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// The Flink job.
+    pub flink: FlinkConfig,
+    /// The job's input topic.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// How to reach the Flink job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlinkConfig {
+    /// REST base URL.
+    pub rest_url: String,
+    /// A fixed job id.
+    #[serde(default)]
+    pub job_id: Option<String>,
+    /// Or the job's name (follows resubmissions).
+    #[serde(default)]
+    pub job_name: Option<String>,
+    /// Per-call timeout, ms (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Seconds after a (re)start during which the job is not ready (default 15).
+    #[serde(default = "default_warm_up")]
+    pub warm_up_secs: u64,
+    /// Where per-worker samples come from (default `subtasks`).
+    #[serde(default)]
+    pub workers: WorkerSource,
+    /// Command that starts one TaskManager (optional pool).
+    #[serde(default)]
+    pub taskmanager_start: Option<Vec<String>>,
+    /// Command that stops one TaskManager.
+    #[serde(default)]
+    pub taskmanager_stop: Option<Vec<String>>,
+}
+
+/// The input topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port` of a broker.
+    pub bootstrap: String,
+    /// Topic name.
+    pub topic: String,
+    /// Per-call timeout, ms (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl RunConfig {
+    /// Reads and validates `path`; relative policy paths are resolved against the file's folder.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg =
+            Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for j in &mut cfg.jobs {
+            if j.policy.is_relative() && !j.policy.exists() {
+                j.policy = base.join(&j.policy);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let cfg: RunConfig = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.tick_secs == 0 {
+            bail!("tick_secs: must be at least 1");
+        }
+        if self.jobs.is_empty() {
+            bail!("jobs: at least one [[jobs]] entry is needed");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, j) in self.jobs.iter().enumerate() {
+            let at = format!("jobs[{i}] ({:?})", j.name);
+            if !names.insert(&j.name) {
+                bail!("{at}.name: duplicate job name");
+            }
+            if j.min_parallelism == 0 {
+                bail!("{at}.min_parallelism: must be at least 1");
+            }
+            if j.max_parallelism < j.min_parallelism {
+                bail!(
+                    "{at}.max_parallelism: {} is below min_parallelism {}",
+                    j.max_parallelism,
+                    j.min_parallelism
+                );
+            }
+            match (&j.flink.job_id, &j.flink.job_name) {
+                (Some(_), Some(_)) => bail!("{at}.flink: give job_id or job_name, not both"),
+                (None, None) => bail!("{at}.flink: job_id or job_name is required"),
+                _ => {}
+            }
+            if !j.flink.rest_url.starts_with("http://") && !j.flink.rest_url.starts_with("https://")
+            {
+                bail!("{at}.flink.rest_url: must start with http:// or https://");
+            }
+            if j.flink.taskmanager_start.is_some() != j.flink.taskmanager_stop.is_some() {
+                bail!("{at}.flink: taskmanager_start and taskmanager_stop go together");
+            }
+            if let Some(k) = &j.kafka
+                && (k.bootstrap.is_empty() || k.topic.is_empty())
+            {
+                bail!("{at}.kafka: bootstrap and topic must not be empty");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+[[jobs]]
+name = "wc"
+policy = "p.wasm"
+max_parallelism = 4
+[jobs.flink]
+rest_url = "http://127.0.0.1:8081"
+job_name = "flink-wordcount"
+"#;
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let c = RunConfig::parse(OK).unwrap();
+        assert_eq!((c.tick_secs, c.history_secs, c.dry_run), (10, 600, false));
+        let j = &c.jobs[0];
+        assert_eq!((j.min_parallelism, j.rescale_timeout_secs), (1, 180));
+        assert_eq!(j.flink.workers, WorkerSource::Subtasks);
+        assert!(j.kafka.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let unknown = OK.replace(
+            "max_parallelism = 4",
+            "max_parallelism = 4\nmax_paralelism = 5",
+        );
+        let e = format!("{:#}", RunConfig::parse(&unknown).unwrap_err());
+        assert!(e.contains("max_paralelism"), "{e}");
+        let inverted = OK.replace("max_parallelism = 4", "max_parallelism = 0");
+        let e = format!("{:#}", RunConfig::parse(&inverted).unwrap_err());
+        assert!(e.contains("max_parallelism"), "{e}");
+        let both = OK.replace("job_name =", "job_id = \"x\"\njob_name =");
+        let e = format!("{:#}", RunConfig::parse(&both).unwrap_err());
+        assert!(e.contains("job_id or job_name"), "{e}");
+        let e = format!("{:#}", RunConfig::parse("tick_secs = \"ten\"").unwrap_err());
+        assert!(e.contains("tick_secs"), "{e}");
+    }
+}

@@ -1,0 +1,154 @@
+//! The live MAPE-K loop (`daedalus run`): one task per configured job, each collecting from
+//! its engine, asking its policy, applying the host's guardrails and actuating, once per tick.
+//! One job's failure never touches another: each runs in its own task and every error holds
+//! only that job.
+
+pub mod config;
+mod job;
+
+pub use config::RunConfig;
+pub use job::{Cycle, JobLoop, JobSettings};
+
+use crate::clock::unix_now_ms;
+use crate::engine::Collector;
+use crate::engine::combined::WithInput;
+use crate::engine::flink::rest::FlinkRest;
+use crate::engine::flink::{
+    CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, TaskManagerPool,
+};
+use crate::engine::kafka::ArrivalRate;
+use crate::model::Bounds;
+use crate::policy::{PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
+use anyhow::Context;
+use config::JobConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Builds the loop of one configured job: loads (and pins) its policy, connects its engine.
+pub fn build_job(
+    cfg: &RunConfig,
+    job: &JobConfig,
+    engine: &Arc<PolicyEngine>,
+    dry_run_override: bool,
+) -> anyhow::Result<JobLoop> {
+    let limits = PolicyLimits::default();
+    let loaded = engine
+        .load_file(&job.policy, &limits, job.policy_sha256.as_deref())
+        .with_context(|| {
+            format!(
+                "job {:?}: cannot load policy {}",
+                job.name,
+                job.policy.display()
+            )
+        })?;
+    let policy = Arc::new(WasmPolicy::new(Arc::new(PolicySlot::new(
+        engine.clone(),
+        loaded,
+        limits,
+    ))));
+    let rest = FlinkRest::new(
+        &job.flink.rest_url,
+        Duration::from_millis(job.flink.timeout_ms),
+    )
+    .with_context(|| format!("job {:?}", job.name))?;
+    let selector = match (&job.flink.job_id, &job.flink.job_name) {
+        (Some(id), _) => JobSelector::Id(id.clone()),
+        (None, Some(n)) => JobSelector::Name(n.clone()),
+        (None, None) => unreachable!("validated"),
+    };
+    let flink = FlinkRestCollector::new(
+        rest.clone(),
+        selector.clone(),
+        Duration::from_secs(job.flink.warm_up_secs),
+        job.flink.workers,
+    );
+    let collector: Box<dyn Collector> = match &job.kafka {
+        Some(k) => Box::new(WithInput::new(
+            Box::new(flink),
+            ArrivalRate::new(&k.bootstrap, &k.topic, Duration::from_millis(k.timeout_ms)),
+        )),
+        None => Box::new(flink),
+    };
+    let pool: Option<Box<dyn TaskManagerPool>> =
+        match (&job.flink.taskmanager_start, &job.flink.taskmanager_stop) {
+            (Some(start), Some(stop)) => Some(Box::new(CommandPool {
+                start: start.clone(),
+                stop: stop.clone(),
+            })),
+            _ => None,
+        };
+    let actuator = FlinkRescaleActuator::new(rest, selector, pool);
+    let settings = JobSettings {
+        name: job.name.clone(),
+        bounds: Bounds {
+            min_parallelism: job.min_parallelism,
+            max_parallelism: job.max_parallelism,
+        },
+        history: Duration::from_secs(cfg.history_secs),
+        rescale_timeout: Duration::from_secs(job.rescale_timeout_secs),
+        dry_run: dry_run_override || job.dry_run.unwrap_or(cfg.dry_run),
+        params: job
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    Ok(JobLoop::new(
+        settings,
+        collector,
+        Box::new(actuator),
+        policy,
+    ))
+}
+
+/// Runs a job's loop every `tick` until `stop` resolves. A slow cycle delays the next one;
+/// cycles never overlap.
+pub async fn run_job(mut job: JobLoop, tick: Duration, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut stop = stop;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                job.cycle(unix_now_ms()).await;
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!(job = %job.settings().name, rescales = job.rescales(), "Job loop stopped.");
+}
+
+/// Runs every configured job until Ctrl-C (or for `duration`, when given).
+pub async fn run(
+    cfg: RunConfig,
+    engine: Arc<PolicyEngine>,
+    dry_run: bool,
+    duration: Option<Duration>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for job in &cfg.jobs {
+        let l = build_job(&cfg, job, &engine, dry_run)?;
+        tracing::info!(job = %job.name, policy = %job.policy.display(), dry_run = l.settings().dry_run, "Watching job.");
+        tasks.push(tokio::spawn(run_job(
+            l,
+            Duration::from_secs(cfg.tick_secs),
+            rx.clone(),
+        )));
+    }
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => {
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot wait for Ctrl-C")?;
+        }
+    }
+    let _ = tx.send(true);
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "A job task panicked.");
+        }
+    }
+    Ok(())
+}
