@@ -8,6 +8,8 @@
     reason = "test helpers panic with a message by design"
 )]
 
+pub mod fake_http;
+
 use daedalus_host::model::{Bounds, DecisionInput, Observation, OperatorSample, WorkerSample};
 use daedalus_host::policy::{EngineOptions, PolicyEngine};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The integration test binary: one `mod` per topic.
 
 mod conformance;
+mod engine_faults;
 mod hot_swap;
 mod precompiled_cache;
 mod sandbox;

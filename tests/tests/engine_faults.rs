@@ -1,0 +1,152 @@
+//! Engine faults the loop must survive: Flink's REST API unreachable, slow, answering 500 or
+//! malformed JSON; the broker unreachable. The REST faults use the HTTP test double
+//! (`daedalus_tests::fake_http`) because a real Flink cannot be made to answer 500 or garbage
+//! on demand; an unreachable engine is a real closed port. In every case the collector returns
+//! a typed error, the actuator sends nothing, and the loop holds the job and keeps running.
+
+use daedalus_host::engine::flink::rest::FlinkRest;
+use daedalus_host::engine::flink::{
+    FlinkRescaleActuator, FlinkRestCollector, JobSelector, WorkerSource,
+};
+use daedalus_host::engine::kafka::ArrivalRate;
+use daedalus_host::engine::{Actuator, Collector, EngineError, Target};
+use daedalus_host::live::{Cycle, JobLoop, JobSettings};
+use daedalus_host::model::Bounds;
+use daedalus_host::policy::{PolicyLimits, PolicySlot, WasmPolicy};
+use daedalus_tests::fake_http::{Reply, closed_port, serve};
+use daedalus_tests::{engine, policy_path};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_millis(800);
+
+fn collector(url: &str) -> FlinkRestCollector {
+    FlinkRestCollector::new(
+        FlinkRest::new(url, TIMEOUT).unwrap(),
+        JobSelector::Name("wc".into()),
+        Duration::from_secs(1),
+        WorkerSource::Subtasks,
+    )
+}
+
+fn job_loop(url: &str) -> JobLoop {
+    let limits = PolicyLimits::default();
+    let loaded = engine()
+        .load_file(&policy_path("ds2"), &limits, None)
+        .unwrap();
+    let policy = Arc::new(WasmPolicy::new(Arc::new(PolicySlot::new(
+        engine(),
+        loaded,
+        limits,
+    ))));
+    let rest = FlinkRest::new(url, TIMEOUT).unwrap();
+    JobLoop::new(
+        JobSettings {
+            name: "wc".into(),
+            bounds: Bounds {
+                min_parallelism: 1,
+                max_parallelism: 4,
+            },
+            history: Duration::from_secs(60),
+            rescale_timeout: Duration::from_secs(30),
+            dry_run: false,
+            params: Vec::new(),
+        },
+        Box::new(collector(url)),
+        Box::new(FlinkRescaleActuator::new(
+            rest,
+            JobSelector::Name("wc".into()),
+            None,
+        )),
+        policy,
+    )
+}
+
+#[tokio::test]
+async fn unreachable_rest_api_is_a_typed_error_and_the_loop_holds() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let err = collector(&url).collect(0).await.unwrap_err();
+    assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
+    let mut l = job_loop(&url);
+    for t in 0..3 {
+        assert!(matches!(l.cycle(t * 1000).await, Cycle::EngineError(_)));
+    }
+    assert_eq!(l.rescales(), 0);
+}
+
+#[tokio::test]
+async fn a_rest_api_that_never_answers_times_out() {
+    let fake = serve(Reply::Hang).await;
+    let err = collector(&fake.url).collect(0).await.unwrap_err();
+    assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+    let err = FlinkRescaleActuator::new(
+        FlinkRest::new(&fake.url, TIMEOUT).unwrap(),
+        JobSelector::Id("j".into()),
+        None,
+    )
+    .apply(&Target::job(2))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn http_500_is_reported_with_status_and_body() {
+    let fake = serve(Reply::Respond(500, r#"{"errors":["boom"]}"#.into())).await;
+    let err = collector(&fake.url).collect(0).await.unwrap_err();
+    match err {
+        EngineError::Status { status, body, .. } => {
+            assert_eq!(status, 500);
+            assert!(body.contains("boom"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut l = job_loop(&fake.url);
+    assert!(matches!(l.cycle(0).await, Cycle::EngineError(_)));
+    assert!(fake.request_count() >= 2);
+}
+
+#[tokio::test]
+async fn malformed_and_nonsense_json_are_malformed_not_zeros() {
+    for body in [
+        "<html>not json",
+        r#"{"jobs": 42}"#,
+        r#"{"jobs":[{"jid":1}]}"#,
+    ] {
+        let fake = serve(Reply::Respond(200, body.into())).await;
+        let err = collector(&fake.url).collect(0).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Malformed { .. }),
+            "{body}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_missing_from_the_cluster_is_not_ready() {
+    let fake = serve(Reply::Respond(200, r#"{"jobs":[]}"#.into())).await;
+    let got = collector(&fake.url).collect(0).await.unwrap();
+    assert!(
+        matches!(&got, daedalus_host::engine::Collected::NotReady { reason, .. } if reason.contains("wc")),
+        "{got:?}"
+    );
+    let mut l = job_loop(&fake.url);
+    assert!(matches!(l.cycle(0).await, Cycle::NotReady(_)));
+}
+
+#[tokio::test]
+async fn unreachable_broker_is_a_typed_error() {
+    let rate = ArrivalRate::new(
+        &format!("127.0.0.1:{}", closed_port()),
+        "words",
+        Duration::from_millis(500),
+    );
+    let err = rate.sample(0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Unreachable { .. } | EngineError::Timeout { .. }
+        ),
+        "{err:?}"
+    );
+}
