@@ -78,7 +78,7 @@ pub async fn run(
     topic: &KafkaTopic,
     trace: &Trace,
     opts: &LoadgenOptions,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<LoadgenReport, EngineError> {
     let clock = Stopwatch::start();
     let duration = trace.duration_s() as f64;

@@ -9,6 +9,7 @@
 )]
 
 pub mod fake_http;
+pub mod services;
 
 use daedalus_host::model::{Bounds, DecisionInput, Observation, OperatorSample, WorkerSample};
 use daedalus_host::policy::{EngineOptions, PolicyEngine};

@@ -8,7 +8,7 @@ use daedalus_host::engine::flink::rest::FlinkRest;
 use daedalus_host::engine::flink::{
     FlinkRescaleActuator, FlinkRestCollector, JobSelector, WorkerSource,
 };
-use daedalus_host::engine::kafka::ArrivalRate;
+use daedalus_host::engine::kafka::InputTopic;
 use daedalus_host::engine::{Actuator, Collector, EngineError, Target};
 use daedalus_host::live::{Cycle, JobLoop, JobSettings};
 use daedalus_host::model::Bounds;
@@ -136,12 +136,12 @@ async fn a_job_missing_from_the_cluster_is_not_ready() {
 
 #[tokio::test]
 async fn unreachable_broker_is_a_typed_error() {
-    let rate = ArrivalRate::new(
+    let topic = InputTopic::new(
         &format!("127.0.0.1:{}", closed_port()),
         "words",
         Duration::from_millis(500),
     );
-    let err = rate.sample(0).await.unwrap_err();
+    let err = topic.end_offsets().await.unwrap_err();
     assert!(
         matches!(
             err,

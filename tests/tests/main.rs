@@ -2,6 +2,7 @@
 
 mod conformance;
 mod engine_faults;
+mod flink_live;
 mod hot_swap;
 mod precompiled_cache;
 mod sandbox;

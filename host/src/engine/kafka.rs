@@ -1,8 +1,10 @@
-//! The job's input topic through the Kafka protocol (rskafka, pure Rust): the arrival rate
-//! from the partitions' end offsets, and a producer for `loadgen`.
+//! The job's input topic through the Kafka protocol (rskafka, pure Rust): the partitions' end
+//! offsets (the arrival rate, and the lag against the consumer's positions), and a producer for
+//! `loadgen`.
 //!
-//! Consumer-group lag needs the group's committed offsets, which rskafka cannot fetch; for
-//! Flink the source's `pendingRecords` (the Kafka connector's own lag gauge) is used instead.
+//! The consumer group's committed offsets need the OffsetFetch API, which rskafka lacks, and
+//! they trail by a checkpoint anyway; the Flink collector takes the source reader's own
+//! per-partition positions instead (see `engine::flink`).
 
 use crate::engine::EngineError;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
@@ -96,10 +98,15 @@ impl KafkaTopic {
 
     /// Sum of the partitions' end offsets: every record ever written to the topic.
     pub async fn end_offset_total(&self) -> Result<i64, EngineError> {
+        Ok(self.end_offsets().await?.values().sum())
+    }
+
+    /// Each partition's end offset.
+    pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
         let endpoint = self.endpoint();
-        let mut total = 0;
+        let mut out = BTreeMap::new();
         for pc in &self.partitions {
-            total += within(&endpoint, self.timeout, async {
+            let end = within(&endpoint, self.timeout, async {
                 pc.get_offset(OffsetAt::Latest)
                     .await
                     .map_err(|e| EngineError::Unreachable {
@@ -108,8 +115,9 @@ impl KafkaTopic {
                     })
             })
             .await?;
+            out.insert(pc.partition(), end);
         }
-        Ok(total)
+        Ok(out)
     }
 
     /// Writes `values` as records, spread over the partitions starting at `first_partition`.
@@ -212,51 +220,44 @@ async fn within<T>(
         })
 }
 
-/// The arrival rate of a topic, from end-offset deltas between samples. Reconnects after a
-/// failure; the first sample after a (re)connect has no rate yet.
+/// A job's input topic as the collector follows it: end offsets per partition, with a
+/// reconnect after any failure.
 #[derive(Debug)]
-pub struct ArrivalRate {
+pub struct InputTopic {
     bootstrap: String,
     topic: String,
     timeout: Duration,
     conn: tokio::sync::Mutex<Option<KafkaTopic>>,
-    last: std::sync::Mutex<Option<(u64, i64)>>,
 }
 
-impl ArrivalRate {
-    /// Follows `topic` on `bootstrap`.
+impl InputTopic {
+    /// Follows `topic` on `bootstrap`; every broker call gives up after `timeout`.
     pub fn new(bootstrap: &str, topic: &str, timeout: Duration) -> Self {
-        ArrivalRate {
+        InputTopic {
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
             timeout,
             conn: tokio::sync::Mutex::new(None),
-            last: std::sync::Mutex::new(None),
         }
     }
 
-    /// Samples the end offsets at `now_ms`; the rate since the previous sample (records/s).
-    pub async fn sample(&self, now_ms: u64) -> Result<Option<f64>, EngineError> {
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Each partition's end offset now.
+    pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
         let mut conn = self.conn.lock().await;
         if conn.is_none() {
             *conn = Some(KafkaTopic::connect(&self.bootstrap, &self.topic, self.timeout).await?);
-            *self.last.lock().expect("no panics while held") = None;
         }
-        let total = match conn.as_ref().expect("set above").end_offset_total().await {
-            Ok(t) => t,
+        match conn.as_ref().expect("set above").end_offsets().await {
+            Ok(o) => Ok(o),
             Err(e) => {
                 *conn = None;
-                return Err(e);
+                Err(e)
             }
-        };
-        let mut last = self.last.lock().expect("no panics while held");
-        let rate = match *last {
-            Some((t, n)) if now_ms > t && total >= n => {
-                Some((total - n) as f64 * 1000.0 / (now_ms - t) as f64)
-            }
-            _ => None,
-        };
-        *last = Some((now_ms, total));
-        Ok(rate)
+        }
     }
 }

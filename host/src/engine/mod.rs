@@ -4,12 +4,9 @@
 //!
 //! - [`flink`]: [`flink::FlinkRestCollector`] and [`flink::FlinkRescaleActuator`] over Flink's
 //!   REST API (adaptive scheduler, in-place rescaling);
-//! - [`kafka`]: the input topic through the Kafka protocol (arrival rate) and a producer for
-//!   `loadgen`;
-//! - [`combined`]: one observation from several collectors (Flink's view of the job, Kafka's
-//!   view of its input).
+//! - [`kafka`]: the input topic through the Kafka protocol (end offsets) and a producer for
+//!   `loadgen`.
 
-pub mod combined;
 mod error;
 pub mod flink;
 pub mod kafka;

@@ -22,6 +22,7 @@
 //! timeout_ms = 5000              # per REST call (default 5000)
 //! warm_up_secs = 15              # not ready this long after a (re)start (default 15)
 //! workers = "subtasks"           # or "task-managers" (default subtasks)
+//! worker_vertex = "count"        # vertex whose subtasks are the workers (default: the busiest)
 //! taskmanager_start = ["bash", "tests/services/flink.sh", "tm-start"]  # optional pool
 //! taskmanager_stop = ["bash", "tests/services/flink.sh", "tm-stop"]
 //!
@@ -126,6 +127,10 @@ pub struct FlinkConfig {
     /// Where per-worker samples come from (default `subtasks`).
     #[serde(default)]
     pub workers: WorkerSource,
+    /// Name (or part of it) of the vertex whose subtasks are the workers (default: the busiest
+    /// non-source vertex).
+    #[serde(default)]
+    pub worker_vertex: Option<String>,
     /// Command that starts one TaskManager (optional pool).
     #[serde(default)]
     pub taskmanager_start: Option<Vec<String>>,

@@ -11,12 +11,11 @@ pub use job::{Cycle, JobLoop, JobSettings};
 
 use crate::clock::unix_now_ms;
 use crate::engine::Collector;
-use crate::engine::combined::WithInput;
 use crate::engine::flink::rest::FlinkRest;
 use crate::engine::flink::{
     CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, TaskManagerPool,
 };
-use crate::engine::kafka::ArrivalRate;
+use crate::engine::kafka::InputTopic;
 use crate::model::Bounds;
 use crate::policy::{PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
 use anyhow::Context;
@@ -56,19 +55,23 @@ pub fn build_job(
         (None, Some(n)) => JobSelector::Name(n.clone()),
         (None, None) => unreachable!("validated"),
     };
-    let flink = FlinkRestCollector::new(
+    let mut flink = FlinkRestCollector::new(
         rest.clone(),
         selector.clone(),
         Duration::from_secs(job.flink.warm_up_secs),
         job.flink.workers,
     );
-    let collector: Box<dyn Collector> = match &job.kafka {
-        Some(k) => Box::new(WithInput::new(
-            Box::new(flink),
-            ArrivalRate::new(&k.bootstrap, &k.topic, Duration::from_millis(k.timeout_ms)),
+    if let Some(v) = &job.flink.worker_vertex {
+        flink = flink.with_worker_vertex(v);
+    }
+    let collector: Box<dyn Collector> = Box::new(match &job.kafka {
+        Some(k) => flink.with_input(InputTopic::new(
+            &k.bootstrap,
+            &k.topic,
+            Duration::from_millis(k.timeout_ms),
         )),
-        None => Box::new(flink),
-    };
+        None => flink,
+    });
     let pool: Option<Box<dyn TaskManagerPool>> =
         match (&job.flink.taskmanager_start, &job.flink.taskmanager_stop) {
             (Some(start), Some(stop)) => Some(Box::new(CommandPool {

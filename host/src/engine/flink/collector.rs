@@ -6,10 +6,15 @@
 //!   restarting job must never reach a policy as a quiet load.
 //! - Per operator (vertex): parallelism, max parallelism, records in/out per second (sums over
 //!   subtasks), busy and back-pressured time as ratios (means over subtasks).
-//! - Lag: the sum of the sources' `pendingRecords` (the Kafka connector's records between the
-//!   reader's position and the end of the partitions).
-//! - Workers: [`WorkerSource::Subtasks`] (default) makes every subtask of the busiest non-source
-//!   vertex a worker, with its busy ratio as CPU and its input rate as throughput: what Flink's
+//! - Input (with an [`InputTopic`]): the arrival rate from the topic's end offsets between
+//!   samples; the lag as the sum over partitions of end offset minus the source reader's
+//!   position (`KafkaSourceReader.topic.T.partition.N.currentOffset`); the consumption rate from
+//!   the positions between samples of the same job run. These are fresh numbers, where the
+//!   `*PerSecond` meters average over 60 s. The connector's `pendingRecords` gauge is the
+//!   fallback for the lag: it is measured from the fetch position, so it under-reports and
+//!   jumps under load.
+//! - Workers: [`WorkerSource::Subtasks`] (default) makes every subtask of one vertex a worker
+//!   (the configured `worker_vertex`, else the busiest non-source vertex that processes records), with its busy ratio as CPU and its input rate as throughput: what Flink's
 //!   own autoscaler models, and the only per-worker CPU there is when several slots share one
 //!   TaskManager process. [`WorkerSource::TaskManagers`] makes every TaskManager a worker
 //!   (`Status.JVM.CPU.Load` and the input rate of the busiest vertex's subtasks on it): the
@@ -17,6 +22,7 @@
 
 use super::rest::{FlinkRest, JobDetails, MetricValue, metric};
 use super::{JobSelector, resolve};
+use crate::engine::kafka::InputTopic;
 use crate::engine::{Collected, Collector, EngineError};
 use crate::model::{Observation, OperatorSample, WorkerSample};
 use std::collections::BTreeMap;
@@ -48,9 +54,29 @@ pub struct FlinkRestCollector {
     job: JobSelector,
     warm_up: Duration,
     workers: WorkerSource,
-    /// Cached name of each source vertex's `pendingRecords` metric (operator-scoped, so its
-    /// prefix depends on the operator's name).
-    pending_names: Mutex<BTreeMap<String, Option<String>>>,
+    input: Option<InputTopic>,
+    worker_vertex: Option<String>,
+    last: Mutex<Option<Sample>>,
+}
+
+/// Offsets at the previous collection, for rates.
+#[derive(Debug, Clone)]
+struct Sample {
+    at_ms: u64,
+    end_total: Option<i64>,
+    /// `(job id, sum of the reader positions)` when every partition had one.
+    positions: Option<(String, i64)>,
+}
+
+/// What the source vertices say about their input.
+#[derive(Debug, Default)]
+struct SourceView {
+    /// Reader position per partition.
+    positions: BTreeMap<i32, i64>,
+    /// Sum of `pendingRecords`, if every source reports it.
+    pending: Option<f64>,
+    /// Sum of the sources' `numRecordsOutPerSecond`, if every source reports it.
+    out_rate: Option<f64>,
 }
 
 impl FlinkRestCollector {
@@ -67,39 +93,78 @@ impl FlinkRestCollector {
             job,
             warm_up,
             workers,
-            pending_names: Mutex::new(BTreeMap::new()),
+            input: None,
+            worker_vertex: None,
+            last: Mutex::new(None),
         }
     }
 
-    async fn pending_records(&self, jid: &str, vid: &str) -> Result<Option<f64>, EngineError> {
-        let cached = self
-            .pending_names
-            .lock()
-            .expect("no panics while held")
-            .get(vid)
-            .cloned();
-        let name = match cached {
-            Some(n) => n,
-            None => {
-                let names = self.rest.vertex_metric_names(jid, vid).await?;
-                let found = names
-                    .into_iter()
-                    .find(|n| n == "pendingRecords" || n.ends_with(".pendingRecords"));
-                // Cache only a hit: right after a deploy the list can still be empty.
-                if found.is_some() {
-                    self.pending_names
-                        .lock()
-                        .expect("no panics while held")
-                        .insert(vid.to_string(), found.clone());
-                }
-                found
-            }
+    /// Takes the per-worker samples from the vertex with this name (or containing it) instead
+    /// of the busiest one.
+    pub fn with_worker_vertex(mut self, name: &str) -> Self {
+        self.worker_vertex = Some(name.to_string());
+        self
+    }
+
+    /// Follows the job's input topic too (arrival rate, lag, consumption rate).
+    pub fn with_input(mut self, input: InputTopic) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// Positions, pending records and output rate of the source vertices.
+    async fn sources(&self, job: &JobDetails) -> Result<SourceView, EngineError> {
+        let mut view = SourceView {
+            pending: Some(0.0),
+            out_rate: Some(0.0),
+            ..SourceView::default()
         };
-        let Some(name) = name else { return Ok(None) };
-        let m = self.rest.vertex_metrics(jid, vid, &[&name]).await?;
-        Ok(metric(&m, &name)
-            .and_then(|v| v.sum)
-            .filter(|v| v.is_finite() && *v >= 0.0))
+        let topic = self.input.as_ref().map(InputTopic::topic);
+        for v in job
+            .vertices
+            .iter()
+            .filter(|v| job.upstream(&v.id).is_empty())
+        {
+            let names = self.rest.vertex_metric_names(&job.jid, &v.id).await?;
+            let pending = names
+                .iter()
+                .find(|n| *n == "pendingRecords" || n.ends_with(".pendingRecords"));
+            let partitions: Vec<(&String, i32)> = match topic {
+                Some(t) => names
+                    .iter()
+                    .filter_map(|n| partition_of(n, t).map(|p| (n, p)))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut get: Vec<&str> = vec!["numRecordsOutPerSecond"];
+            get.extend(pending.map(String::as_str));
+            get.extend(partitions.iter().map(|(n, _)| n.as_str()));
+            let m = self.rest.vertex_metrics(&job.jid, &v.id, &get).await?;
+            let add = |acc: &mut Option<f64>, v: Option<f64>| {
+                *acc = match (*acc, v.filter(|x| x.is_finite() && *x >= 0.0)) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+            };
+            add(
+                &mut view.out_rate,
+                metric(&m, "numRecordsOutPerSecond").and_then(|x| x.sum),
+            );
+            add(
+                &mut view.pending,
+                pending.and_then(|n| metric(&m, n)).and_then(|x| x.sum),
+            );
+            for (name, p) in partitions {
+                // Each partition is read by one subtask; the others do not report it.
+                if let Some(pos) = metric(&m, name).and_then(|x| x.max)
+                    && pos.is_finite()
+                    && pos >= 0.0
+                {
+                    view.positions.insert(p, pos as i64);
+                }
+            }
+        }
+        Ok(view)
     }
 
     async fn workers(&self, job: &JobDetails, vid: &str) -> Result<Vec<WorkerSample>, EngineError> {
@@ -185,6 +250,25 @@ fn not_ready(reason: String, parallelism: Option<u32>) -> Collected {
 #[async_trait::async_trait]
 impl Collector for FlinkRestCollector {
     async fn collect(&self, now_ms: u64) -> Result<Collected, EngineError> {
+        // The topic is sampled every tick, ready or not, so the arrival rate is warm when the
+        // job is; a broker failure only loses the input-side numbers.
+        let ends = match &self.input {
+            Some(t) => match t.end_offsets().await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Input topic unavailable; arrival rate and lag missing.");
+                    None
+                }
+            },
+            None => None,
+        };
+        let end_total = ends.as_ref().map(|e| e.values().sum::<i64>());
+        let previous = self.last.lock().expect("no panics while held").take();
+        *self.last.lock().expect("no panics while held") = Some(Sample {
+            at_ms: now_ms,
+            end_total,
+            positions: None,
+        });
         let job = match resolve(&self.rest, &self.job).await {
             Ok(j) => j,
             Err(EngineError::JobNotFound(why)) => return Ok(not_ready(why, None)),
@@ -216,10 +300,6 @@ impl Collector for FlinkRestCollector {
             Some(_) => {}
         }
         let mut operators = Vec::new();
-        let mut lag: Option<f64> = None;
-        let mut lag_missing = false;
-        let mut source_out = 0.0;
-        let mut source_out_known = true;
         for v in &job.vertices {
             let m = self
                 .rest
@@ -228,20 +308,9 @@ impl Collector for FlinkRestCollector {
             let sum = |n: &str| rate(metric(&m, n).and_then(|x| x.sum));
             let avg_ratio =
                 |n: &str| ratio(metric(&m, n).and_then(|x| x.avg)).map(|ms| (ms / 1000.0).min(1.0));
-            let upstream = job.upstream(&v.id);
-            if upstream.is_empty() {
-                match self.pending_records(&job.jid, &v.id).await? {
-                    Some(p) => lag = Some(lag.unwrap_or(0.0) + p),
-                    None => lag_missing = true,
-                }
-                match sum("numRecordsOutPerSecond") {
-                    Some(r) => source_out += r,
-                    None => source_out_known = false,
-                }
-            }
             operators.push(OperatorSample {
                 operator_id: v.id.clone(),
-                upstream,
+                upstream: job.upstream(&v.id),
                 parallelism: v.parallelism,
                 max_parallelism: u32::try_from(v.max_parallelism).unwrap_or(0),
                 busy_ratio: avg_ratio("busyTimeMsPerSecond"),
@@ -250,16 +319,65 @@ impl Collector for FlinkRestCollector {
                 records_out_per_sec: sum("numRecordsOutPerSecond"),
             });
         }
-        // The busiest non-source vertex carries the per-worker model.
-        let worker_vertex = operators
-            .iter()
-            .filter(|o| !o.upstream.is_empty())
-            .max_by(|a, b| {
-                a.busy_ratio
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.busy_ratio.unwrap_or(0.0))
-            })
-            .map(|o| o.operator_id.clone());
+        let sources = self.sources(&job).await?;
+        let dt_s =
+            |prev: &Sample| (now_ms > prev.at_ms).then(|| (now_ms - prev.at_ms) as f64 / 1000.0);
+        let input_rate = match (&previous, end_total) {
+            (Some(prev), Some(now)) => match (prev.end_total, dt_s(prev)) {
+                (Some(then), Some(dt)) if now >= then => Some((now - then) as f64 / dt),
+                _ => None,
+            },
+            _ => None,
+        };
+        // Lag and consumption from the reader positions, when every partition has one.
+        let covered = ends
+            .as_ref()
+            .filter(|e| !e.is_empty() && e.keys().all(|p| sources.positions.contains_key(p)));
+        let (lag, pos_total) = match covered {
+            Some(e) => (
+                Some(
+                    e.iter()
+                        .map(|(p, end)| (end - sources.positions[p]).max(0) as f64)
+                        .sum::<f64>(),
+                ),
+                Some(e.keys().map(|p| sources.positions[p]).sum::<i64>()),
+            ),
+            None => (sources.pending, None),
+        };
+        let consumed = match (&previous, &pos_total) {
+            (Some(prev), Some(now)) => match (&prev.positions, dt_s(prev)) {
+                (Some((jid, then)), Some(dt)) if *jid == job.jid && now >= then => {
+                    Some((now - then) as f64 / dt)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(s) = self.last.lock().expect("no panics while held").as_mut() {
+            s.positions = pos_total.map(|t| (job.jid.clone(), t));
+        }
+        // The configured vertex, else the busiest non-source vertex that processes records,
+        // carries the per-worker model (a transactional sink can read busy while idle).
+        let named = self.worker_vertex.as_deref().and_then(|n| {
+            job.vertices
+                .iter()
+                .find(|v| v.name == n || v.name.contains(n))
+                .map(|v| v.id.clone())
+        });
+        let worker_vertex = named.or_else(|| {
+            operators
+                .iter()
+                .filter(|o| !o.upstream.is_empty())
+                .max_by(|a, b| {
+                    let key = |o: &OperatorSample| {
+                        let active = o.records_in_per_sec.is_some_and(|r| r > 0.0);
+                        (active, o.busy_ratio.unwrap_or(0.0))
+                    };
+                    let (ka, kb) = (key(a), key(b));
+                    ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+                })
+                .map(|o| o.operator_id.clone())
+        });
         let workers = match worker_vertex {
             Some(vid) => self.workers(&job, &vid).await?,
             None => Vec::new(),
@@ -267,11 +385,39 @@ impl Collector for FlinkRestCollector {
         Ok(Collected::Ready(Observation {
             at_ms: now_ms,
             parallelism: parallelism.unwrap_or(1),
-            input_records_per_sec: None,
-            throughput_records_per_sec: source_out_known.then_some(source_out),
-            lag_records: if lag_missing { None } else { lag },
+            input_records_per_sec: input_rate,
+            throughput_records_per_sec: consumed.or(sources.out_rate),
+            lag_records: lag,
             workers,
             operators,
         }))
+    }
+}
+
+/// The partition of a reader-position metric of `topic`:
+/// `...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`.
+fn partition_of(name: &str, topic: &str) -> Option<i32> {
+    let rest = name.strip_suffix(".currentOffset")?;
+    let (head, p) = rest.rsplit_once(".partition.")?;
+    head.ends_with(&format!(".topic.{topic}")).then_some(())?;
+    p.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_positions_are_recognised_by_topic() {
+        let n = "Source__source.KafkaSourceReader.topic.words.partition.3.currentOffset";
+        assert_eq!(partition_of(n, "words"), Some(3));
+        assert_eq!(partition_of(n, "other"), None);
+        assert_eq!(
+            partition_of(
+                "Source__source.KafkaSourceReader.topic.words.partition.3.committedOffset",
+                "words"
+            ),
+            None
+        );
     }
 }

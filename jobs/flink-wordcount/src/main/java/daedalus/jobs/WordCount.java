@@ -30,6 +30,7 @@ import org.apache.kafka.clients.consumer.OffsetResetStrategy;
  *
  * <p>Args (all optional): --bootstrap 127.0.0.1:9092 --input words --output counts
  * --group daedalus-wordcount --cost-us 20 --tx-timeout-ms 300000 --tx-prefix daedalus-wordcount
+ * --name daedalus-wordcount (the Flink job name)
  */
 public final class WordCount {
 
@@ -42,6 +43,7 @@ public final class WordCount {
         a.put("cost-us", "20");
         a.put("tx-timeout-ms", "300000"); // must stay below the broker's transaction.max.timeout.ms (15 min)
         a.put("tx-prefix", "daedalus-wordcount");
+        a.put("name", "daedalus-wordcount");
         for (int i = 0; i < args.length; i += 2) {
             String key = args[i].replaceFirst("^--", "");
             if (!a.containsKey(key) || i + 1 >= args.length) {
@@ -81,7 +83,7 @@ public final class WordCount {
                 .disableChaining() // keep "count" and "sink" as separate vertices
                 .sinkTo(sink).name("sink").uid("sink");
 
-        env.execute("daedalus-wordcount");
+        env.execute(a.get("name"));
     }
 
     /** Splits a line on whitespace. */

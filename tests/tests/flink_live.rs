@@ -1,0 +1,375 @@
+//! The Flink connectors and the live loop against the real services: Apache Kafka (KRaft),
+//! a Flink 2.2 standalone cluster with the adaptive scheduler, and the exactly-once word-count
+//! job from `jobs/flink-wordcount`, all started by `tests/services/`. On 2 cores the job cannot
+//! really run faster above parallelism 2, so these tests assert on what the autoscaler
+//! observed, decided and applied, and on records not being lost.
+
+use daedalus_host::clock::Stopwatch;
+use daedalus_host::engine::flink::rest::FlinkRest;
+use daedalus_host::engine::flink::{
+    CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, WorkerSource,
+};
+use daedalus_host::engine::kafka::{InputTopic, KafkaTopic};
+use daedalus_host::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
+use daedalus_host::live::{Cycle, JobLoop, JobSettings};
+use daedalus_host::loadgen::{self, LoadgenOptions, LoadgenReport};
+use daedalus_host::model::{Bounds, Observation};
+use daedalus_host::policy::{PolicyLimits, PolicySlot, WasmPolicy};
+use daedalus_host::sim::trace::Trace;
+use daedalus_tests::services::{self, FLINK, KAFKA, WordCountJob};
+use daedalus_tests::{engine, policy_path, workspace_root};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn rest() -> FlinkRest {
+    FlinkRest::new(FLINK, TIMEOUT).unwrap()
+}
+
+fn collector(job: &WordCountJob) -> FlinkRestCollector {
+    FlinkRestCollector::new(
+        rest(),
+        JobSelector::Name(job.name.clone()),
+        Duration::from_secs(5),
+        WorkerSource::Subtasks,
+    )
+    .with_worker_vertex("count")
+    .with_input(InputTopic::new(KAFKA, &job.input, TIMEOUT))
+}
+
+fn now_ms() -> u64 {
+    daedalus_host::clock::unix_now_ms()
+}
+
+/// Replays `rates` (records per second, one entry per second) into the job's input.
+fn start_load(job: &WordCountJob, rates: Vec<u64>) -> tokio::task::JoinHandle<LoadgenReport> {
+    let input = job.input.clone();
+    tokio::spawn(async move {
+        let topic = KafkaTopic::connect(KAFKA, &input, TIMEOUT).await.unwrap();
+        let trace = Trace {
+            name: "test".into(),
+            rates,
+        };
+        loadgen::run(&topic, &trace, &LoadgenOptions::default(), &mut |_, _| {})
+            .await
+            .unwrap()
+    })
+}
+
+/// Collects until the job is ready twice in a row (rates need two samples), or panics.
+async fn ready(c: &FlinkRestCollector, within: Duration) -> Observation {
+    let clock = Stopwatch::start();
+    let mut last = String::new();
+    while clock.elapsed() < within {
+        if let Ok(Collected::Ready(_)) = c.collect(now_ms()).await {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            match c.collect(now_ms()).await {
+                Ok(Collected::Ready(o)) if o.input_records_per_sec.is_some() => return o,
+                other => last = format!("{other:?}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("the job was not ready within {within:?}; last: {last}");
+}
+
+async fn wait_done(a: &dyn Actuator, t: &Target, within: Duration) {
+    let clock = Stopwatch::start();
+    loop {
+        match a.progress(t).await.unwrap() {
+            Progress::Done => return,
+            Progress::Pending(why) => {
+                assert!(clock.elapsed() < within, "rescale to {t:?} not done: {why}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn vertex_parallelism(job: &WordCountJob) -> Vec<u32> {
+    let j = rest().job(&job.id).await.unwrap();
+    j.vertices.iter().map(|v| v.parallelism).collect()
+}
+
+async fn wait_count(topic: &str, expected: u64, within: Duration) {
+    let clock = Stopwatch::start();
+    loop {
+        let topic_name = topic.to_string();
+        let n = tokio::task::spawn_blocking(move || services::count(&topic_name))
+            .await
+            .unwrap();
+        if n == expected {
+            return;
+        }
+        assert!(
+            n < expected,
+            "{n} records in {topic}, more than the {expected} sent: duplicates"
+        );
+        assert!(
+            clock.elapsed() < within,
+            "{n} of {expected} records reached {topic}: records lost"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_and_actuator_on_a_live_job() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive();
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-collect", 1, 1000))
+        .await
+        .unwrap();
+    let c = collector(&job);
+
+    // Steady load: values arrive with the right units.
+    let load = start_load(&job, vec![300; 150]);
+    let o = ready(&c, Duration::from_secs(90)).await;
+    assert_eq!(o.parallelism, 1);
+    assert_eq!(o.operators.len(), 3, "{o:?}");
+    let sources: Vec<_> = o
+        .operators
+        .iter()
+        .filter(|op| op.upstream.is_empty())
+        .collect();
+    assert_eq!(sources.len(), 1);
+    let input = o.input_records_per_sec.unwrap();
+    assert!(
+        (100.0..=900.0).contains(&input),
+        "arrival rate {input} for 300/s offered"
+    );
+    let lag = o.lag_records.expect("lag from reader positions");
+    assert!(lag >= 0.0 && lag.is_finite());
+    assert!(o.throughput_records_per_sec.is_some_and(|t| t >= 0.0));
+    for op in &o.operators {
+        assert_eq!(op.max_parallelism, 128);
+        for r in [op.busy_ratio, op.backpressure_ratio].into_iter().flatten() {
+            assert!((0.0..=1.0).contains(&r), "{op:?}");
+        }
+    }
+    assert!(!o.workers.is_empty());
+    for w in &o.workers {
+        assert!(w.worker_id.starts_with("count#"), "{w:?}");
+        assert!(w.cpu_utilization.is_none_or(|c| (0.0..=1.0).contains(&c)));
+    }
+
+    // In-place rescale 1 -> 3 -> 2, confirmed through the REST API; not ready meanwhile.
+    let a = FlinkRescaleActuator::new(rest(), JobSelector::Id(job.id.clone()), None);
+    let three = Target::job(3);
+    assert!(matches!(
+        a.apply(&three).await.unwrap(),
+        ApplyOutcome::Applied(_)
+    ));
+    let mut saw_not_ready = false;
+    for _ in 0..20 {
+        if let Ok(Collected::NotReady { .. }) = c.collect(now_ms()).await {
+            saw_not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(saw_not_ready, "a rescaling job must be reported not ready");
+    wait_done(&a, &three, Duration::from_secs(90)).await;
+    assert_eq!(vertex_parallelism(&job).await, vec![3, 3, 3]);
+    assert_eq!(
+        a.apply(&three).await.unwrap(),
+        ApplyOutcome::AlreadyAtTarget
+    );
+    let two = Target::job(2);
+    tokio::time::sleep(Duration::from_secs(2)).await; // the scheduler's 1 s cooldown
+    assert!(matches!(
+        a.apply(&two).await.unwrap(),
+        ApplyOutcome::Applied(_)
+    ));
+    wait_done(&a, &two, Duration::from_secs(90)).await;
+    assert_eq!(vertex_parallelism(&job).await, vec![2, 2, 2]);
+    let o = ready(&c, Duration::from_secs(90)).await;
+    assert_eq!(o.parallelism, 2);
+
+    // Beyond the slots (one TaskManager, 4 slots): refused clearly without a pool ...
+    let six = Target::job(6);
+    match a.apply(&six).await.unwrap() {
+        ApplyOutcome::Rejected(why) => assert!(why.contains("6 slots"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // ... and with a pool, the cluster grows and the job reaches 6, then shrinks back.
+    let flink_sh = workspace_root()
+        .join("tests/services/flink.sh")
+        .display()
+        .to_string();
+    let pooled = FlinkRescaleActuator::new(
+        rest(),
+        JobSelector::Id(job.id.clone()),
+        Some(Box::new(CommandPool {
+            start: vec!["bash".into(), flink_sh.clone(), "tm-start".into()],
+            stop: vec!["bash".into(), flink_sh, "tm-stop".into()],
+        })),
+    );
+    assert!(matches!(
+        pooled.apply(&six).await.unwrap(),
+        ApplyOutcome::Applied(_)
+    ));
+    wait_done(&pooled, &six, Duration::from_secs(120)).await;
+    assert_eq!(rest().overview().await.unwrap().taskmanagers, 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(matches!(
+        pooled.apply(&two).await.unwrap(),
+        ApplyOutcome::Applied(_)
+    ));
+    wait_done(&pooled, &two, Duration::from_secs(90)).await;
+    assert_eq!(
+        rest().overview().await.unwrap().taskmanagers,
+        1,
+        "the added TaskManager is stopped"
+    );
+
+    // Everything offered reached the output exactly once across the rescales.
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive();
+    // 5 ms of CPU per record: at most 200 records/s per subtask.
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-lag", 1, 5000))
+        .await
+        .unwrap();
+    let c = collector(&job);
+    let mut rates = vec![100; 30];
+    rates.extend(vec![600; 30]);
+    let load = start_load(&job, rates);
+    let _ = ready(&c, Duration::from_secs(90)).await;
+    let clock = Stopwatch::start();
+    let mut peak = 0.0f64;
+    let mut drained = false;
+    while clock.elapsed() < Duration::from_secs(240) {
+        if let Ok(Collected::Ready(o)) = c.collect(now_ms()).await
+            && let Some(l) = o.lag_records
+        {
+            peak = peak.max(l);
+            if peak > 3000.0 && l < 300.0 {
+                drained = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(
+        peak > 3000.0,
+        "lag should build up under 3x overload, peaked at {peak}"
+    );
+    assert!(
+        drained,
+        "lag should drain once the load stops (peak {peak})"
+    );
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(60)).await;
+}
+
+/// The live loop with a real policy component on a stepped load: it must scale up while the
+/// job falls behind and back down after the load drops, without losing a record.
+async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix: &str) {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive();
+    let job = tokio::task::spawn_blocking({
+        let prefix = prefix.to_string();
+        move || WordCountJob::submit(&prefix, 1, 1500)
+    })
+    .await
+    .unwrap();
+    let limits = PolicyLimits::default();
+    let loaded = engine()
+        .load_file(&policy_path(policy), &limits, None)
+        .unwrap();
+    let component = Arc::new(WasmPolicy::new(Arc::new(PolicySlot::new(
+        engine(),
+        loaded,
+        limits,
+    ))));
+    let mut l = JobLoop::new(
+        JobSettings {
+            name: job.name.clone(),
+            bounds: Bounds {
+                min_parallelism: 1,
+                max_parallelism: 4,
+            },
+            history: Duration::from_secs(300),
+            rescale_timeout: Duration::from_secs(90),
+            dry_run: false,
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        },
+        Box::new(collector(&job)),
+        Box::new(FlinkRescaleActuator::new(
+            rest(),
+            JobSelector::Name(job.name.clone()),
+            None,
+        )),
+        component,
+    );
+    // ~660 records/s per subtask at 1.5 ms each: 1500/s needs more than one.
+    let mut rates = vec![150; 60];
+    rates.extend(vec![1500; 150]);
+    rates.extend(vec![150; 210]);
+    let load = start_load(&job, rates);
+    let mut max_target = 1;
+    let mut scaled_down_after_peak = false;
+    let mut log = Vec::new();
+    let clock = Stopwatch::start();
+    while clock.elapsed() < Duration::from_secs(420) {
+        let cycle = l.cycle(now_ms()).await;
+        if let Cycle::Decided {
+            current,
+            target,
+            applied: Some(ApplyOutcome::Applied(_)),
+            ..
+        } = &cycle
+        {
+            if *target > max_target {
+                max_target = *target;
+            }
+            if max_target > 1 && *target < *current {
+                scaled_down_after_peak = true;
+            }
+        }
+        log.push(format!("{:>4.0}s {cycle:?}", clock.elapsed().as_secs_f64()));
+        if scaled_down_after_peak && load.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let log = log.join("\n");
+    assert!(max_target >= 2, "{policy} never scaled up:\n{log}");
+    assert!(
+        scaled_down_after_peak,
+        "{policy} never scaled back down:\n{log}"
+    );
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_loop_with_ds2_follows_a_step() {
+    live_loop_follows_a_step("ds2", &[("warm_up_secs", "15")], "live-ds2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_loop_with_daedalus_follows_a_step() {
+    live_loop_follows_a_step(
+        "daedalus",
+        &[
+            ("decision_interval_secs", "10"),
+            ("cooldown_secs", "20"),
+            ("warm_up_secs", "15"),
+            ("keep_window_secs", "30"),
+            ("target_recovery_secs", "60"),
+        ],
+        "live-daedalus",
+    )
+    .await;
+}
