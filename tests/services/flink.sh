@@ -56,6 +56,11 @@ taskmanager.bind-host: 127.0.0.1
 taskmanager.host: 127.0.0.1
 taskmanager.numberOfTaskSlots: 4
 taskmanager.memory.process.size: 1024m
+# Keep in-flight data to about 1 s of throughput, so a backlog waits in Kafka, where the
+# autoscaler measures it, rather than in network buffers (which hold tens of thousands of
+# small records and hide them from every lag metric).
+taskmanager.network.memory.buffer-debloat.enabled: true
+taskmanager.network.memory.buffer-debloat.target: 1s
 parallelism.default: 1
 rest.address: 127.0.0.1
 rest.bind-address: 127.0.0.1
