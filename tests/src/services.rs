@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Endpoints of the local services.
 pub const KAFKA: &str = "127.0.0.1:9092";
@@ -53,11 +53,11 @@ pub fn up(names: &[&str]) {
     }
 }
 
-/// Serializes the tests that use the Flink cluster.
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Serializes the tests that use the Flink cluster (an async lock: it is held across awaits,
+/// and each test has its own runtime).
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// Creates a topic (idempotent).
@@ -93,7 +93,10 @@ impl WordCountJob {
     /// `parallelism`, burning `cost_us` of CPU per record. `<name>` is `prefix` plus a unique
     /// suffix, so a rerun never reads an earlier run's topics (the broker keeps them).
     pub fn submit(prefix: &str, parallelism: u32, cost_us: u32) -> Self {
-        let prefix = &format!("{prefix}-{}", daedalus_host::clock::unix_now_ms() % 1_000_000_000);
+        let prefix = &format!(
+            "{prefix}-{}",
+            daedalus_host::clock::unix_now_ms() % 1_000_000_000
+        );
         let input = format!("{prefix}-in");
         let output = format!("{prefix}-out");
         topic(&input, 4);

@@ -117,7 +117,7 @@ async fn wait_count(topic: &str, expected: u64, within: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_and_actuator_on_a_live_job() {
     services::up(&["kafka", "flink"]);
-    let _guard = services::exclusive();
+    let _guard = services::exclusive().await;
     let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-collect", 1, 1000))
         .await
         .unwrap();
@@ -204,6 +204,7 @@ async fn collector_and_actuator_on_a_live_job() {
         Some(Box::new(CommandPool {
             start: vec!["bash".into(), flink_sh.clone(), "tm-start".into()],
             stop: vec!["bash".into(), flink_sh, "tm-stop".into()],
+            dir: None,
         })),
     );
     assert!(matches!(
@@ -232,7 +233,7 @@ async fn collector_and_actuator_on_a_live_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
     services::up(&["kafka", "flink"]);
-    let _guard = services::exclusive();
+    let _guard = services::exclusive().await;
     // 5 ms of CPU per record: at most 200 records/s per subtask.
     let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-lag", 1, 5000))
         .await
@@ -273,7 +274,7 @@ async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
 /// job falls behind and back down after the load drops, without losing a record.
 async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix: &str) {
     services::up(&["kafka", "flink"]);
-    let _guard = services::exclusive();
+    let _guard = services::exclusive().await;
     let job = tokio::task::spawn_blocking({
         let prefix = prefix.to_string();
         move || WordCountJob::submit(&prefix, 1, 1500)
@@ -313,15 +314,15 @@ async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix:
         component,
     );
     // ~660 records/s per subtask at 1.5 ms each: 1500/s needs more than one.
-    let mut rates = vec![150; 60];
-    rates.extend(vec![1500; 150]);
-    rates.extend(vec![150; 210]);
+    let mut rates = vec![150; 45];
+    rates.extend(vec![1500; 120]);
+    rates.extend(vec![150; 135]);
     let load = start_load(&job, rates);
     let mut max_target = 1;
     let mut scaled_down_after_peak = false;
     let mut log = Vec::new();
     let clock = Stopwatch::start();
-    while clock.elapsed() < Duration::from_secs(420) {
+    while clock.elapsed() < Duration::from_secs(360) {
         let cycle = l.cycle(now_ms()).await;
         if let Cycle::Decided {
             current,

@@ -141,9 +141,19 @@ fn build_policies(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Builds the components and runs every test. The engine tests start the real services they
+/// need (`tests/services/`); they are stopped afterwards whether the tests passed or not.
 fn run_tests(root: &Path) -> Result<()> {
     build_policies(root)?;
-    run(cargo().current_dir(root).args(["test", "--workspace"]))
+    let result = run(cargo().current_dir(root).args(["test", "--workspace"]));
+    let down = Command::new("bash")
+        .current_dir(root)
+        .args(["tests/services/services", "down"])
+        .status();
+    if !down.is_ok_and(|s| s.success()) {
+        eprintln!("warning: tests/services/services down failed; stop the services by hand");
+    }
+    result
 }
 
 fn ci(root: &Path) -> Result<()> {

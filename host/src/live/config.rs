@@ -53,6 +53,10 @@ pub struct RunConfig {
     pub dry_run: bool,
     /// The jobs.
     pub jobs: Vec<JobConfig>,
+    /// The folder relative paths in the file are resolved against (the file's own folder;
+    /// the current directory for text parsed without a file).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 fn default_tick() -> u64 {
@@ -131,7 +135,7 @@ pub struct FlinkConfig {
     /// non-source vertex).
     #[serde(default)]
     pub worker_vertex: Option<String>,
-    /// Command that starts one TaskManager (optional pool).
+    /// Command that starts one TaskManager (optional pool); it runs in the config file's folder.
     #[serde(default)]
     pub taskmanager_start: Option<Vec<String>>,
     /// Command that stops one TaskManager.
@@ -153,16 +157,21 @@ pub struct KafkaConfig {
 }
 
 impl RunConfig {
-    /// Reads and validates `path`; relative policy paths are resolved against the file's folder.
+    /// Reads and validates `path`. Relative paths in it (policies, the TaskManager pool
+    /// commands' working directory) are relative to the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let mut cfg =
             Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         for j in &mut cfg.jobs {
-            if j.policy.is_relative() && !j.policy.exists() {
-                j.policy = base.join(&j.policy);
+            if j.policy.is_relative() {
+                j.policy = cfg.base_dir.join(&j.policy);
             }
         }
         Ok(cfg)
@@ -242,6 +251,24 @@ job_name = "flink-wordcount"
         assert_eq!((j.min_parallelism, j.rescale_timeout_secs), (1, 180));
         assert_eq!(j.flink.workers, WorkerSource::Subtasks);
         assert!(j.kafka.is_none());
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_its_paths_resolve() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flink-kafka-local.toml");
+        let c = RunConfig::load(&path).unwrap();
+        let j = &c.jobs[0];
+        assert!(j.policy.ends_with("target/policies/daedalus.wasm"));
+        assert!(
+            j.policy.starts_with(path.parent().unwrap()),
+            "{}",
+            j.policy.display()
+        );
+        let script = c
+            .base_dir
+            .join(&j.flink.taskmanager_start.as_ref().unwrap()[1]);
+        assert!(script.exists(), "{}", script.display());
+        assert_eq!(j.flink.worker_vertex.as_deref(), Some("count"));
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn build_job(
             (Some(start), Some(stop)) => Some(Box::new(CommandPool {
                 start: start.clone(),
                 stop: stop.clone(),
+                dir: Some(cfg.base_dir.clone()),
             })),
             _ => None,
         };

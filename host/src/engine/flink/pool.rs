@@ -19,14 +19,20 @@ pub struct CommandPool {
     pub start: Vec<String>,
     /// Program and arguments that stop one TaskManager.
     pub stop: Vec<String>,
+    /// Working directory of the commands (default: the current one).
+    pub dir: Option<std::path::PathBuf>,
 }
 
-async fn run(cmd: &[String]) -> Result<(), EngineError> {
+async fn run(cmd: &[String], dir: Option<&std::path::Path>) -> Result<(), EngineError> {
     let (prog, args) = cmd
         .split_first()
         .ok_or_else(|| EngineError::Other("empty TaskManager pool command".into()))?;
-    let out = tokio::process::Command::new(prog)
-        .args(args)
+    let mut command = tokio::process::Command::new(prog);
+    command.args(args);
+    if let Some(d) = dir {
+        command.current_dir(d);
+    }
+    let out = command
         .output()
         .await
         .map_err(|e| EngineError::Other(format!("cannot run {prog}: {e}")))?;
@@ -44,10 +50,10 @@ async fn run(cmd: &[String]) -> Result<(), EngineError> {
 #[async_trait::async_trait]
 impl TaskManagerPool for CommandPool {
     async fn add(&self) -> Result<(), EngineError> {
-        run(&self.start).await
+        run(&self.start, self.dir.as_deref()).await
     }
 
     async fn remove(&self) -> Result<(), EngineError> {
-        run(&self.stop).await
+        run(&self.stop, self.dir.as_deref()).await
     }
 }
