@@ -242,9 +242,12 @@ impl JobLoop {
                 }
             }
         }
+        let fmt = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0}"));
         tracing::info!(
             job = %name,
             policy = %self.policy.info().name,
+            input_rate = %fmt(obs.input_records_per_sec),
+            lag = %fmt(obs.lag_records),
             current,
             proposed = proposed_job,
             target = applied_p,
