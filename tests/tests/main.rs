@@ -4,6 +4,7 @@ mod conformance;
 mod engine_faults;
 mod flink_live;
 mod hot_swap;
+mod kubernetes;
 mod precompiled_cache;
 mod sandbox;
 mod sim_replay;

@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive).
 
 mod bench_cmd;
+mod calibrate_cmd;
 mod loadgen_cmd;
 mod policy_cmd;
 mod policy_new;
@@ -47,6 +48,9 @@ pub(crate) enum Command {
     Run(run_cmd::RunArgs),
     /// Replay a workload trace into a Kafka topic at the trace's rate.
     Loadgen(loadgen_cmd::LoadgenArgs),
+    /// Measure a live job (capacity per parallelism, rescale downtimes) and write a simulator
+    /// profile for it.
+    Calibrate(calibrate_cmd::CalibrateArgs),
 }
 
 /// Runs the parsed command.
@@ -62,6 +66,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::BenchPolicies(args) => bench_cmd::run(args, cache_dir),
         Command::Run(args) => run_cmd::run(args, cache_dir),
         Command::Loadgen(args) => loadgen_cmd::run(args),
+        Command::Calibrate(args) => calibrate_cmd::run(args),
     }
 }
 

@@ -5,11 +5,14 @@
 //! - [`flink`]: [`flink::FlinkRestCollector`] and [`flink::FlinkRescaleActuator`] over Flink's
 //!   REST API (adaptive scheduler, in-place rescaling);
 //! - [`kafka`]: the input topic through the Kafka protocol (end offsets) and a producer for
-//!   `loadgen`.
+//!   `loadgen`;
+//! - [`kubernetes`]: a workload's replicas through the `scale` subresource (the TaskManager
+//!   pool on Kubernetes).
 
 mod error;
 pub mod flink;
 pub mod kafka;
+pub mod kubernetes;
 
 pub use error::EngineError;
 

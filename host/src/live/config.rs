@@ -25,6 +25,10 @@
 //! worker_vertex = "count"        # vertex whose subtasks are the workers (default: the busiest)
 //! taskmanager_start = ["bash", "tests/services/flink.sh", "tm-start"]  # optional pool
 //! taskmanager_stop = ["bash", "tests/services/flink.sh", "tm-stop"]
+//! # or, on Kubernetes (reactive mode): the TaskManager Deployment's replicas, through
+//! # `kubectl proxy` (this build speaks plain HTTP)
+//! # taskmanager_deployment = { api_url = "http://127.0.0.1:8001", namespace = "streaming",
+//! #                            name = "flink-taskmanager", token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token" }
 //!
 //! [jobs.kafka]                   # optional: the input topic, for the arrival rate
 //! bootstrap = "127.0.0.1:9092"
@@ -141,6 +145,24 @@ pub struct FlinkConfig {
     /// Command that stops one TaskManager.
     #[serde(default)]
     pub taskmanager_stop: Option<Vec<String>>,
+    /// Or: the TaskManager Deployment on Kubernetes.
+    #[serde(default)]
+    pub taskmanager_deployment: Option<KubeDeployment>,
+}
+
+/// A Kubernetes Deployment reached through the API (e.g. `kubectl proxy`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeDeployment {
+    /// API base URL, e.g. `http://127.0.0.1:8001`.
+    pub api_url: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment name.
+    pub name: String,
+    /// File holding a bearer token (optional; `kubectl proxy` adds credentials itself).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The input topic.
@@ -218,6 +240,11 @@ impl RunConfig {
             }
             if j.flink.taskmanager_start.is_some() != j.flink.taskmanager_stop.is_some() {
                 bail!("{at}.flink: taskmanager_start and taskmanager_stop go together");
+            }
+            if j.flink.taskmanager_start.is_some() && j.flink.taskmanager_deployment.is_some() {
+                bail!(
+                    "{at}.flink: give taskmanager_start/stop or taskmanager_deployment, not both"
+                );
             }
             if let Some(k) = &j.kafka
                 && (k.bootstrap.is_empty() || k.topic.is_empty())

@@ -3,6 +3,7 @@
 //! One job's failure never touches another: each runs in its own task and every error holds
 //! only that job.
 
+pub mod calibrate;
 pub mod config;
 mod job;
 
@@ -10,12 +11,13 @@ pub use config::RunConfig;
 pub use job::{Cycle, JobLoop, JobSettings};
 
 use crate::clock::unix_now_ms;
-use crate::engine::Collector;
 use crate::engine::flink::rest::FlinkRest;
 use crate::engine::flink::{
     CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, TaskManagerPool,
 };
 use crate::engine::kafka::InputTopic;
+use crate::engine::kubernetes::{KubeScale, KubernetesPool, WorkloadKind};
+use crate::engine::{Actuator, Collector};
 use crate::model::Bounds;
 use crate::policy::{PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
 use anyhow::Context;
@@ -23,28 +25,11 @@ use config::JobConfig;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Builds the loop of one configured job: loads (and pins) its policy, connects its engine.
-pub fn build_job(
+/// The collector and actuator of one configured job.
+pub fn connectors(
     cfg: &RunConfig,
     job: &JobConfig,
-    engine: &Arc<PolicyEngine>,
-    dry_run_override: bool,
-) -> anyhow::Result<JobLoop> {
-    let limits = PolicyLimits::default();
-    let loaded = engine
-        .load_file(&job.policy, &limits, job.policy_sha256.as_deref())
-        .with_context(|| {
-            format!(
-                "job {:?}: cannot load policy {}",
-                job.name,
-                job.policy.display()
-            )
-        })?;
-    let policy = Arc::new(WasmPolicy::new(Arc::new(PolicySlot::new(
-        engine.clone(),
-        loaded,
-        limits,
-    ))));
+) -> anyhow::Result<(Box<dyn Collector>, Box<dyn Actuator>)> {
     let rest = FlinkRest::new(
         &job.flink.rest_url,
         Duration::from_millis(job.flink.timeout_ms),
@@ -72,16 +57,59 @@ pub fn build_job(
         )),
         None => flink,
     });
-    let pool: Option<Box<dyn TaskManagerPool>> =
-        match (&job.flink.taskmanager_start, &job.flink.taskmanager_stop) {
-            (Some(start), Some(stop)) => Some(Box::new(CommandPool {
-                start: start.clone(),
-                stop: stop.clone(),
-                dir: Some(cfg.base_dir.clone()),
-            })),
-            _ => None,
-        };
+    let pool: Option<Box<dyn TaskManagerPool>> = match (
+        &job.flink.taskmanager_start,
+        &job.flink.taskmanager_stop,
+        &job.flink.taskmanager_deployment,
+    ) {
+        (Some(start), Some(stop), _) => Some(Box::new(CommandPool {
+            start: start.clone(),
+            stop: stop.clone(),
+            dir: Some(cfg.base_dir.clone()),
+        })),
+        (_, _, Some(k)) => {
+            let token = match &k.token_file {
+                Some(f) => Some(KubeScale::token_from_file(&cfg.base_dir.join(f))?),
+                None => None,
+            };
+            Some(Box::new(KubernetesPool::new(KubeScale::new(
+                &k.api_url,
+                &k.namespace,
+                WorkloadKind::Deployment,
+                &k.name,
+                token,
+                Duration::from_millis(job.flink.timeout_ms),
+            )?)))
+        }
+        _ => None,
+    };
     let actuator = FlinkRescaleActuator::new(rest, selector, pool);
+    Ok((collector, Box::new(actuator)))
+}
+
+/// Builds the loop of one configured job: loads (and pins) its policy, connects its engine.
+pub fn build_job(
+    cfg: &RunConfig,
+    job: &JobConfig,
+    engine: &Arc<PolicyEngine>,
+    dry_run_override: bool,
+) -> anyhow::Result<JobLoop> {
+    let limits = PolicyLimits::default();
+    let loaded = engine
+        .load_file(&job.policy, &limits, job.policy_sha256.as_deref())
+        .with_context(|| {
+            format!(
+                "job {:?}: cannot load policy {}",
+                job.name,
+                job.policy.display()
+            )
+        })?;
+    let policy = Arc::new(WasmPolicy::new(Arc::new(PolicySlot::new(
+        engine.clone(),
+        loaded,
+        limits,
+    ))));
+    let (collector, actuator) = connectors(cfg, job)?;
     let settings = JobSettings {
         name: job.name.clone(),
         bounds: Bounds {
@@ -97,12 +125,7 @@ pub fn build_job(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     };
-    Ok(JobLoop::new(
-        settings,
-        collector,
-        Box::new(actuator),
-        policy,
-    ))
+    Ok(JobLoop::new(settings, collector, actuator, policy))
 }
 
 /// Runs a job's loop every `tick` until `stop` resolves. A slow cycle delays the next one;

@@ -1,0 +1,187 @@
+//! Kubernetes: a workload's replica count through the `scale` subresource
+//! (`/apis/apps/v1/namespaces/{ns}/{deployments|statefulsets}/{name}/scale`), the way
+//! reactive-mode Flink (TaskManager Deployment) and Kafka Streams (instance Deployment or
+//! StatefulSet) are scaled on Kubernetes.
+//!
+//! Auth: a bearer token (the pod's service-account token file, or a kubeconfig user's token).
+//! This build has no TLS backend, so it talks plain HTTP: in a cluster, run `kubectl proxy` as a
+//! sidecar (`api_url = "http://127.0.0.1:8001"`), which adds TLS and the pod's credentials; from
+//! a workstation, `kubectl proxy` does the same with the kubeconfig's credentials.
+
+use crate::engine::EngineError;
+use crate::engine::flink::TaskManagerPool;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+}
+
+/// The `autoscaling/v1` Scale object (the fields used).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Scale {
+    /// Desired replicas.
+    pub spec: ScaleSpec,
+    /// Observed replicas.
+    #[serde(default)]
+    pub status: ScaleStatus,
+}
+
+/// `spec` of a Scale.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ScaleSpec {
+    /// Desired replicas (absent means 0).
+    #[serde(default)]
+    pub replicas: u32,
+}
+
+/// `status` of a Scale.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ScaleStatus {
+    /// Replicas the controller sees.
+    #[serde(default)]
+    pub replicas: u32,
+}
+
+/// A client for one workload's scale subresource.
+#[derive(Debug, Clone)]
+pub struct KubeScale {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl KubeScale {
+    /// A client for `kind` `name` in `namespace` on the API at `api_url`, with an optional
+    /// bearer `token`.
+    pub fn new(
+        api_url: &str,
+        namespace: &str,
+        kind: WorkloadKind,
+        name: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, EngineError> {
+        let plural = match kind {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+        };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| EngineError::Other(format!("cannot build the HTTP client: {e}")))?;
+        Ok(KubeScale {
+            http,
+            url: format!(
+                "{}/apis/apps/v1/namespaces/{namespace}/{plural}/{name}/scale",
+                api_url.trim_end_matches('/')
+            ),
+            token,
+            timeout,
+        })
+    }
+
+    /// Reads the token from a file (e.g. the service-account token) for [`KubeScale::new`].
+    pub fn token_from_file(path: &std::path::Path) -> Result<String, EngineError> {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| EngineError::Other(format!("cannot read token {}: {e}", path.display())))
+    }
+
+    fn auth(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> Result<Scale, EngineError> {
+        let resp = self.auth(r).send().await.map_err(|e| {
+            if e.is_timeout() {
+                EngineError::Timeout {
+                    endpoint: self.url.clone(),
+                    timeout_ms: self.timeout.as_millis() as u64,
+                }
+            } else {
+                EngineError::Unreachable {
+                    endpoint: self.url.clone(),
+                    detail: e.to_string(),
+                }
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            // The API's Status object carries a readable message.
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(EngineError::Status {
+                endpoint: self.url.clone(),
+                status,
+                body: message,
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| EngineError::Malformed {
+            endpoint: self.url.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The current Scale.
+    pub async fn get(&self) -> Result<Scale, EngineError> {
+        self.send(self.http.get(&self.url)).await
+    }
+
+    /// Sets the desired replicas (a merge patch of `spec.replicas`).
+    pub async fn set(&self, replicas: u32) -> Result<Scale, EngineError> {
+        let body = serde_json::json!({ "spec": { "replicas": replicas } });
+        self.send(
+            self.http
+                .patch(&self.url)
+                .header("Content-Type", "application/merge-patch+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+}
+
+/// TaskManagers as the replicas of a Deployment (Flink's reactive mode / the paper's setup):
+/// adding one raises `spec.replicas` by one; removing one lowers it, never below 1.
+#[derive(Debug, Clone)]
+pub struct KubernetesPool {
+    scale: KubeScale,
+}
+
+impl KubernetesPool {
+    /// A pool over the TaskManager workload behind `scale`.
+    pub fn new(scale: KubeScale) -> Self {
+        KubernetesPool { scale }
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskManagerPool for KubernetesPool {
+    async fn add(&self) -> Result<(), EngineError> {
+        let now = self.scale.get().await?;
+        self.scale.set(now.spec.replicas + 1).await.map(|_| ())
+    }
+
+    async fn remove(&self) -> Result<(), EngineError> {
+        let now = self.scale.get().await?;
+        if now.spec.replicas <= 1 {
+            return Err(EngineError::Other(
+                "the TaskManager Deployment is at 1 replica; not scaling it to 0".into(),
+            ));
+        }
+        self.scale.set(now.spec.replicas - 1).await.map(|_| ())
+    }
+}
