@@ -11,10 +11,14 @@ use daedalus_host::engine::flink::{
 };
 use daedalus_host::engine::kafka::{InputTopic, KafkaTopic};
 use daedalus_host::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
+use daedalus_host::live::calibrate::{Calibration, CalibrationOptions, calibrate};
 use daedalus_host::live::{Cycle, JobLoop, JobSettings};
 use daedalus_host::loadgen::{self, LoadgenOptions, LoadgenReport};
 use daedalus_host::model::{Bounds, Observation};
 use daedalus_host::policy::{PolicyLimits, PolicySlot, WasmPolicy};
+use daedalus_host::sim::compare::{PolicySpec, simulate_all};
+use daedalus_host::sim::profile::{Engine, JobProfile};
+use daedalus_host::sim::run::RunConfig as SimConfig;
 use daedalus_host::sim::trace::Trace;
 use daedalus_tests::services::{self, FLINK, KAFKA, WordCountJob};
 use daedalus_tests::{engine, policy_path, workspace_root};
@@ -270,11 +274,26 @@ async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
     wait_count(&job.output, report.sent, Duration::from_secs(60)).await;
 }
 
+/// What the live loop did on the stepped load.
+struct LiveRun {
+    /// Per cycle: seconds since the start, the job's parallelism, its lag (if ready).
+    ticks: Vec<(f64, u32, Option<f64>)>,
+}
+
+/// The stepped load of the end-to-end tests, records/s per second: ~660 records/s per subtask
+/// at 1.5 ms each, so 1500/s needs more than one.
+fn stepped_load() -> Vec<u64> {
+    let mut rates = vec![150; 45];
+    rates.extend(vec![1500; 120]);
+    rates.extend(vec![150; 135]);
+    rates
+}
+
+const TICK: Duration = Duration::from_secs(5);
+
 /// The live loop with a real policy component on a stepped load: it must scale up while the
 /// job falls behind and back down after the load drops, without losing a record.
-async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix: &str) {
-    services::up(&["kafka", "flink"]);
-    let _guard = services::exclusive().await;
+async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix: &str) -> LiveRun {
     let job = tokio::task::spawn_blocking({
         let prefix = prefix.to_string();
         move || WordCountJob::submit(&prefix, 1, 1500)
@@ -313,14 +332,11 @@ async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix:
         )),
         component,
     );
-    // ~660 records/s per subtask at 1.5 ms each: 1500/s needs more than one.
-    let mut rates = vec![150; 45];
-    rates.extend(vec![1500; 120]);
-    rates.extend(vec![150; 135]);
-    let load = start_load(&job, rates);
+    let load = start_load(&job, stepped_load());
     let mut max_target = 1;
     let mut scaled_down_after_peak = false;
     let mut log = Vec::new();
+    let mut ticks = Vec::new();
     let clock = Stopwatch::start();
     while clock.elapsed() < Duration::from_secs(360) {
         let cycle = l.cycle(now_ms()).await;
@@ -338,11 +354,16 @@ async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix:
                 scaled_down_after_peak = true;
             }
         }
-        log.push(format!("{:>4.0}s {cycle:?}", clock.elapsed().as_secs_f64()));
+        let t = clock.elapsed().as_secs_f64();
+        let (p, lag) = l
+            .latest()
+            .map_or((0, None), |o| (o.parallelism, o.lag_records));
+        ticks.push((t, p, lag));
+        log.push(format!("{t:>4.0}s {cycle:?}"));
         if scaled_down_after_peak && load.is_finished() {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(TICK).await;
     }
     let log = log.join("\n");
     assert!(max_target >= 2, "{policy} never scaled up:\n{log}");
@@ -352,15 +373,105 @@ async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix:
     );
     let report = load.await.unwrap();
     wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+    LiveRun { ticks }
+}
+
+/// Calibrates a simulator profile from a live job (its own job and topics).
+async fn calibrate_live() -> (Calibration, JobProfile) {
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-calibrate", 1, 1500))
+        .await
+        .unwrap();
+    let topic = KafkaTopic::connect(KAFKA, &job.input, TIMEOUT)
+        .await
+        .unwrap();
+    let actuator = FlinkRescaleActuator::new(rest(), JobSelector::Id(job.id.clone()), None);
+    let opts = CalibrationOptions {
+        parallelisms: vec![1, 2],
+        offered_rate: 3000,
+        settle: Duration::from_secs(15),
+        measure: Duration::from_secs(20),
+        rescale_timeout: Duration::from_secs(90),
+    };
+    let cal = calibrate(&collector(&job), &actuator, topic, &opts, &mut |l| {
+        eprintln!("calibrate: {l}")
+    })
+    .await
+    .unwrap();
+    let c1 = cal.capacity[&1];
+    assert!((50.0..3000.0).contains(&c1), "capacity at 1: {c1}");
+    assert!(
+        cal.saturated[&1],
+        "3000/s must saturate one subtask at 1.5 ms per record"
+    );
+    assert!(cal.capacity[&2] > 0.0);
+    assert_eq!((cal.downtime_up_s.len(), cal.downtime_down_s.len()), (1, 1));
+    assert!(cal.downtime_up_s[0] > 0.0 && cal.downtime_down_s[0] > 0.0);
+    let prof = cal
+        .profile(&JobProfile::default_for(Engine::Flink), "wordcount", 4)
+        .unwrap();
+    let text = toml::to_string(&prof).unwrap();
+    assert_eq!(JobProfile::parse(&text, "calibrated").unwrap(), prof);
+    (cal, prof)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_loop_with_ds2_follows_a_step() {
-    live_loop_follows_a_step("ds2", &[("warm_up_secs", "15")], "live-ds2").await;
+async fn live_loop_with_ds2_follows_a_step_and_the_calibrated_simulator_predicts_it() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive().await;
+    let (cal, mut profile) = calibrate_live().await;
+    let params = [("warm_up_secs", "15")];
+    let real = live_loop_follows_a_step("ds2", &params, "live-ds2").await;
+
+    // The same trace through the simulator, calibrated to this job, with the same policy.
+    profile.max_parallelism = 4;
+    profile.initial_parallelism = 1;
+    let trace = Trace {
+        name: "step".into(),
+        rates: stepped_load(),
+    };
+    let cfg = SimConfig {
+        interval_s: TICK.as_secs() as u32,
+        ..SimConfig::default()
+    };
+    let sim = simulate_all(
+        &engine(),
+        &[PolicySpec::new("ds2", policy_path("ds2"), &params)],
+        &profile,
+        &trace,
+        &cfg,
+        &PolicyLimits::default(),
+        false,
+        false,
+    )
+    .unwrap();
+    let sim_par = &sim[0].result.timeline.parallelism;
+    let sim_lag = &sim[0].result.timeline.lag;
+    let horizon = trace.duration_s() as f64;
+    let real_ticks: Vec<_> = real
+        .ticks
+        .iter()
+        .filter(|t| t.0 < horizon && t.1 > 0)
+        .collect();
+    let real_avg = real_ticks.iter().map(|t| f64::from(t.1)).sum::<f64>() / real_ticks.len() as f64;
+    let sim_avg = sim_par.iter().map(|p| f64::from(*p)).sum::<f64>() / sim_par.len() as f64;
+    let real_peak_lag = real_ticks.iter().filter_map(|t| t.2).fold(0.0, f64::max);
+    let sim_peak_lag = sim_lag.iter().map(|l| *l as f64).fold(0.0, f64::max);
+    let par_error = (sim_avg - real_avg).abs() / real_avg;
+    eprintln!(
+        "calibration {cal:?}\nsimulated vs real on the stepped trace: mean parallelism {sim_avg:.2} vs {real_avg:.2} \
+         ({:.0}% error), peak lag {sim_peak_lag:.0} vs {real_peak_lag:.0} records",
+        100.0 * par_error
+    );
+    assert!(
+        par_error < 0.5,
+        "the calibrated simulator should predict the mean parallelism within 50%: {sim_avg:.2} vs {real_avg:.2}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_loop_with_daedalus_follows_a_step() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive().await;
     live_loop_follows_a_step(
         "daedalus",
         &[
