@@ -101,25 +101,10 @@ impl WordCountJob {
         let output = format!("{prefix}-out");
         topic(&input, 4);
         topic(&output, 4);
-        let out = sh(
-            "flink-job.sh",
-            &[
-                "submit",
-                &parallelism.to_string(),
-                "--input",
-                &input,
-                "--output",
-                &output,
-                "--group",
-                prefix,
-                "--tx-prefix",
-                prefix,
-                "--name",
-                prefix,
-                "--cost-us",
-                &cost_us.to_string(),
-            ],
-        );
+        let mut args = vec!["submit".to_string(), parallelism.to_string()];
+        args.extend(Self::program_args(prefix, cost_us));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sh("flink-job.sh", &args);
         let id = out
             .lines()
             .last()
@@ -132,6 +117,29 @@ impl WordCountJob {
             input,
             output,
         }
+    }
+}
+
+impl WordCountJob {
+    /// The job's program arguments for `name` (as `submit` passes them).
+    pub fn program_args(name: &str, cost_us: u32) -> Vec<String> {
+        let pairs = [
+            ("--input", format!("{name}-in")),
+            ("--output", format!("{name}-out")),
+            ("--group", name.to_string()),
+            ("--tx-prefix", name.to_string()),
+            ("--name", name.to_string()),
+            ("--cost-us", cost_us.to_string()),
+        ];
+        pairs
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_string(), v])
+            .collect()
+    }
+
+    /// The job's jar (built by `flink-job.sh submit`).
+    pub fn jar() -> PathBuf {
+        crate::workspace_root().join("jobs/flink-wordcount/target/flink-wordcount.jar")
     }
 }
 

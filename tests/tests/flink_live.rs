@@ -7,7 +7,8 @@
 use daedalus_host::clock::Stopwatch;
 use daedalus_host::engine::flink::rest::FlinkRest;
 use daedalus_host::engine::flink::{
-    CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, WorkerSource,
+    CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, Resubmit,
+    SavepointRescaleActuator, WorkerSource,
 };
 use daedalus_host::engine::kafka::{InputTopic, KafkaTopic};
 use daedalus_host::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
@@ -272,6 +273,49 @@ async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
     );
     let report = load.await.unwrap();
     wait_count(&job.output, report.sent, Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoint_rescale_resubmits_the_job_without_losing_records() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive().await;
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-savepoint", 1, 1000))
+        .await
+        .unwrap();
+    let load = start_load(&job, vec![300; 60]);
+    let _ = ready(&collector(&job), Duration::from_secs(90)).await;
+    let a = SavepointRescaleActuator::new(
+        rest(),
+        JobSelector::Name(job.name.clone()),
+        Resubmit {
+            jar: WordCountJob::jar(),
+            args: WordCountJob::program_args(&job.name, 1000),
+            entry_class: None,
+            savepoint_timeout: Duration::from_secs(60),
+        },
+    );
+    let two = Target::job(2);
+    let detail = match a.apply(&two).await.unwrap() {
+        ApplyOutcome::Applied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert!(detail.contains("savepoint"), "{detail}");
+    wait_done(&a, &two, Duration::from_secs(90)).await;
+    let jobs = rest().jobs().await.unwrap();
+    let running: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.name == job.name && j.state == "RUNNING")
+        .collect();
+    assert_eq!(running.len(), 1, "{jobs:?}");
+    let new_id = running[0].jid.clone();
+    assert_ne!(new_id, job.id, "a resubmitted job has a new id");
+    assert_eq!(a.apply(&two).await.unwrap(), ApplyOutcome::AlreadyAtTarget);
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+    let id = new_id.clone();
+    tokio::task::spawn_blocking(move || services::sh("flink-job.sh", &["cancel", &id]))
+        .await
+        .unwrap();
 }
 
 /// What the live loop did on the stepped load.

@@ -23,6 +23,11 @@
 //! warm_up_secs = 15              # not ready this long after a (re)start (default 15)
 //! workers = "subtasks"           # or "task-managers" (default subtasks)
 //! worker_vertex = "count"        # vertex whose subtasks are the workers (default: the busiest)
+//! rescale = "in-place"           # adaptive scheduler; or "savepoint": stop with a savepoint and
+//!                                # resubmit `jar` with `program_args` (any scheduler; follow the
+//!                                # job by job_name, its id changes)
+//! # jar = "jobs/flink-wordcount/target/flink-wordcount.jar"
+//! # program_args = ["--input", "words"]
 //! taskmanager_start = ["bash", "tests/services/flink.sh", "tm-start"]  # optional pool
 //! taskmanager_stop = ["bash", "tests/services/flink.sh", "tm-stop"]
 //! # or, on Kubernetes (reactive mode): the TaskManager Deployment's replicas, through
@@ -135,6 +140,18 @@ pub struct FlinkConfig {
     /// Where per-worker samples come from (default `subtasks`).
     #[serde(default)]
     pub workers: WorkerSource,
+    /// How to rescale (default `in-place`).
+    #[serde(default)]
+    pub rescale: RescaleMethod,
+    /// The job's jar, for `rescale = "savepoint"` (relative to the config file).
+    #[serde(default)]
+    pub jar: Option<PathBuf>,
+    /// Program arguments of the resubmitted job.
+    #[serde(default)]
+    pub program_args: Vec<String>,
+    /// Entry class, when the jar's manifest has none.
+    #[serde(default)]
+    pub entry_class: Option<String>,
     /// Name (or part of it) of the vertex whose subtasks are the workers (default: the busiest
     /// non-source vertex).
     #[serde(default)]
@@ -148,6 +165,17 @@ pub struct FlinkConfig {
     /// Or: the TaskManager Deployment on Kubernetes.
     #[serde(default)]
     pub taskmanager_deployment: Option<KubeDeployment>,
+}
+
+/// How a Flink job is rescaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RescaleMethod {
+    /// `PUT /jobs/{id}/resource-requirements` (adaptive scheduler).
+    #[default]
+    InPlace,
+    /// Stop with a savepoint and resubmit at the new parallelism.
+    Savepoint,
 }
 
 /// A Kubernetes Deployment reached through the API (e.g. `kubectl proxy`).
@@ -241,6 +269,16 @@ impl RunConfig {
             if j.flink.taskmanager_start.is_some() != j.flink.taskmanager_stop.is_some() {
                 bail!("{at}.flink: taskmanager_start and taskmanager_stop go together");
             }
+            if j.flink.rescale == RescaleMethod::Savepoint {
+                if j.flink.jar.is_none() {
+                    bail!("{at}.flink.jar: required with rescale = \"savepoint\"");
+                }
+                if j.flink.job_name.is_none() {
+                    bail!(
+                        "{at}.flink.job_name: required with rescale = \"savepoint\" (the resubmitted job gets a new id)"
+                    );
+                }
+            }
             if j.flink.taskmanager_start.is_some() && j.flink.taskmanager_deployment.is_some() {
                 bail!(
                     "{at}.flink: give taskmanager_start/stop or taskmanager_deployment, not both"
@@ -312,6 +350,14 @@ job_name = "flink-wordcount"
         let both = OK.replace("job_name =", "job_id = \"x\"\njob_name =");
         let e = format!("{:#}", RunConfig::parse(&both).unwrap_err());
         assert!(e.contains("job_id or job_name"), "{e}");
+        let savepoint = OK.replace(
+            "job_name = \"flink-wordcount\"",
+            "job_name = \"wc\"\nrescale = \"savepoint\"",
+        );
+        let e = format!("{:#}", RunConfig::parse(&savepoint).unwrap_err());
+        assert!(e.contains("flink.jar"), "{e}");
+        let with_jar = savepoint.replace("rescale =", "jar = \"wc.jar\"\nrescale =");
+        assert!(RunConfig::parse(&with_jar).is_ok());
         let e = format!("{:#}", RunConfig::parse("tick_secs = \"ten\"").unwrap_err());
         assert!(e.contains("tick_secs"), "{e}");
     }

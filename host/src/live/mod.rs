@@ -13,7 +13,8 @@ pub use job::{Cycle, JobLoop, JobSettings};
 use crate::clock::unix_now_ms;
 use crate::engine::flink::rest::FlinkRest;
 use crate::engine::flink::{
-    CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, TaskManagerPool,
+    CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, Resubmit,
+    SavepointRescaleActuator, TaskManagerPool,
 };
 use crate::engine::kafka::InputTopic;
 use crate::engine::kubernetes::{KubeScale, KubernetesPool, WorkloadKind};
@@ -21,7 +22,7 @@ use crate::engine::{Actuator, Collector};
 use crate::model::Bounds;
 use crate::policy::{PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
 use anyhow::Context;
-use config::JobConfig;
+use config::{JobConfig, RescaleMethod};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,8 +84,22 @@ pub fn connectors(
         }
         _ => None,
     };
-    let actuator = FlinkRescaleActuator::new(rest, selector, pool);
-    Ok((collector, Box::new(actuator)))
+    let actuator: Box<dyn Actuator> = match job.flink.rescale {
+        RescaleMethod::InPlace => Box::new(FlinkRescaleActuator::new(rest, selector, pool)),
+        RescaleMethod::Savepoint => Box::new(SavepointRescaleActuator::new(
+            rest,
+            selector,
+            Resubmit {
+                jar: cfg
+                    .base_dir
+                    .join(job.flink.jar.as_ref().expect("validated")),
+                args: job.flink.program_args.clone(),
+                entry_class: job.flink.entry_class.clone(),
+                savepoint_timeout: Duration::from_secs(job.rescale_timeout_secs),
+            },
+        )),
+    };
+    Ok((collector, actuator))
 }
 
 /// Builds the loop of one configured job: loads (and pins) its policy, connects its engine.

@@ -8,8 +8,8 @@
 //! JobManager's configuration: a request inside it is reported as in progress, not sent. When
 //! the job needs more slots than the cluster has, a [`TaskManagerPool`] (if configured) starts
 //! TaskManagers; without one the request is rejected with the numbers. Clusters on the default
-//! scheduler (no resource-requirements endpoint) are rejected with that reason: the
-//! stop-with-savepoint-and-resubmit path is not built yet.
+//! scheduler (no resource-requirements endpoint) are rejected with that reason; use
+//! [`super::SavepointRescaleActuator`] for them.
 
 use super::pool::TaskManagerPool;
 use super::rest::{FlinkRest, ParallelismBounds, Requirements, VertexRequirement, parse_duration};
@@ -137,7 +137,7 @@ impl Actuator for FlinkRescaleActuator {
             Err(EngineError::Status { status, .. }) if status == 404 || status == 405 => {
                 return Ok(ApplyOutcome::Rejected(
                     "the cluster does not run the adaptive scheduler (no resource-requirements \
-                     endpoint); set jobmanager.scheduler: adaptive"
+                     endpoint); set jobmanager.scheduler: adaptive, or rescale = \"savepoint\""
                         .into(),
                 ));
             }

@@ -1,14 +1,17 @@
-//! Apache Flink through its REST API: the collector, the in-place rescaling actuator, and the
+//! Apache Flink through its REST API: the collector, the in-place rescaling actuator (adaptive
+//! scheduler), the stop-with-savepoint-and-resubmit actuator (any scheduler), and the
 //! TaskManager pool that grows the cluster when slots run short.
 
 mod actuator;
 mod collector;
 mod pool;
 pub mod rest;
+mod savepoint;
 
 pub use actuator::FlinkRescaleActuator;
 pub use collector::{FlinkRestCollector, WorkerSource};
 pub use pool::{CommandPool, TaskManagerPool};
+pub use savepoint::{Resubmit, SavepointRescaleActuator};
 
 use crate::engine::EngineError;
 use rest::{FlinkRest, JobDetails};

@@ -308,6 +308,40 @@ impl FlinkRest {
         .map(|_| ())
     }
 
+    /// `POST path` with a JSON body, the answer decoded as `T`.
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, EngineError> {
+        let endpoint = format!("{}{path}", self.base);
+        let (status, text) = self
+            .body(&endpoint, self.http.post(&endpoint).json(body).send().await)
+            .await?;
+        Self::decode(&endpoint, status, &text)
+    }
+
+    /// Uploads a jar (`POST /jars/upload`, multipart field `jarfile`).
+    pub async fn upload_jar<T: DeserializeOwned>(
+        &self,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<T, EngineError> {
+        let endpoint = format!("{}/jars/upload", self.base);
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_string())
+            .mime_str("application/x-java-archive")
+            .map_err(|e| EngineError::Other(e.to_string()))?;
+        let form = reqwest::multipart::Form::new().part("jarfile", part);
+        let (status, text) = self
+            .body(
+                &endpoint,
+                self.http.post(&endpoint).multipart(form).send().await,
+            )
+            .await?;
+        Self::decode(&endpoint, status, &text)
+    }
+
     /// Every job the cluster knows.
     pub async fn jobs(&self) -> Result<Vec<JobSummary>, EngineError> {
         Ok(self.get::<JobsOverview>("/jobs/overview").await?.jobs)
