@@ -159,6 +159,19 @@ async fn collector_and_actuator_on_a_live_job() {
         assert!(w.cpu_utilization.is_none_or(|c| (0.0..=1.0).contains(&c)));
     }
 
+    // Collector latency per tick (printed for the closing note; not asserted: shared machine).
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let sw = Stopwatch::start();
+        let _ = c.collect(now_ms()).await.unwrap();
+        took.push(sw.elapsed().as_secs_f64() * 1000.0);
+    }
+    took.sort_by(f64::total_cmp);
+    eprintln!(
+        "collector latency per tick: median {:.1} ms, max {:.1} ms",
+        took[2], took[4]
+    );
+
     // In-place rescale 1 -> 3 -> 2, confirmed through the REST API; not ready meanwhile.
     let a = FlinkRescaleActuator::new(rest(), JobSelector::Id(job.id.clone()), None);
     let three = Target::job(3);
@@ -175,7 +188,12 @@ async fn collector_and_actuator_on_a_live_job() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(saw_not_ready, "a rescaling job must be reported not ready");
+    let sw = Stopwatch::start();
     wait_done(&a, &three, Duration::from_secs(90)).await;
+    eprintln!(
+        "in-place rescale 1 -> 3: running again after {:.1} s",
+        sw.elapsed().as_secs_f64()
+    );
     assert_eq!(vertex_parallelism(&job).await, vec![3, 3, 3]);
     assert_eq!(
         a.apply(&three).await.unwrap(),
@@ -295,12 +313,17 @@ async fn savepoint_rescale_resubmits_the_job_without_losing_records() {
         },
     );
     let two = Target::job(2);
+    let sw = Stopwatch::start();
     let detail = match a.apply(&two).await.unwrap() {
         ApplyOutcome::Applied(d) => d,
         other => panic!("{other:?}"),
     };
     assert!(detail.contains("savepoint"), "{detail}");
     wait_done(&a, &two, Duration::from_secs(90)).await;
+    eprintln!(
+        "savepoint rescale 1 -> 2: running again after {:.1} s",
+        sw.elapsed().as_secs_f64()
+    );
     let jobs = rest().jobs().await.unwrap();
     let running: Vec<_> = jobs
         .iter()
