@@ -359,8 +359,15 @@ fn stepped_load() -> Vec<u64> {
 const TICK: Duration = Duration::from_secs(5);
 
 /// The live loop with a real policy component on a stepped load: it must scale up while the
-/// job falls behind and back down after the load drops, without losing a record.
-async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix: &str) -> LiveRun {
+/// job falls behind and back down after the load drops, without losing a record. With
+/// `cancel_under_the_loop` the job is then cancelled (the loop must hold it as not ready) and
+/// resubmitted under its name (the loop must follow it and decide again).
+async fn live_loop_follows_a_step(
+    policy: &str,
+    params: &[(&str, &str)],
+    prefix: &str,
+    cancel_under_the_loop: bool,
+) -> LiveRun {
     let job = tokio::task::spawn_blocking({
         let prefix = prefix.to_string();
         move || WordCountJob::submit(&prefix, 1, 1500)
@@ -440,6 +447,46 @@ async fn live_loop_follows_a_step(policy: &str, params: &[(&str, &str)], prefix:
     );
     let report = load.await.unwrap();
     wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+    if cancel_under_the_loop {
+        // The job cancelled under the loop: held as not ready, never decided on ...
+        let id = job.id.clone();
+        tokio::task::spawn_blocking(move || services::sh("flink-job.sh", &["cancel", &id]))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let c = l.cycle(now_ms()).await;
+            assert!(matches!(c, Cycle::NotReady(_)), "{c:?}");
+        }
+        // ... and followed again once a job of that name runs.
+        let name = job.name.clone();
+        let again = tokio::task::spawn_blocking(move || {
+            let mut args = vec!["submit".to_string(), "1".to_string()];
+            args.extend(WordCountJob::program_args(&name, 1500));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            services::sh("flink-job.sh", &args)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .await
+        .unwrap();
+        let clock = Stopwatch::start();
+        loop {
+            if let Cycle::Decided { .. } = l.cycle(now_ms()).await {
+                break;
+            }
+            assert!(
+                clock.elapsed() < Duration::from_secs(120),
+                "the loop never resumed deciding"
+            );
+            tokio::time::sleep(TICK).await;
+        }
+        tokio::task::spawn_blocking(move || services::sh("flink-job.sh", &["cancel", &again]))
+            .await
+            .unwrap();
+    }
     LiveRun { ticks }
 }
 
@@ -487,7 +534,7 @@ async fn live_loop_with_ds2_follows_a_step_and_the_calibrated_simulator_predicts
     let _guard = services::exclusive().await;
     let (cal, mut profile) = calibrate_live().await;
     let params = [("warm_up_secs", "15")];
-    let real = live_loop_follows_a_step("ds2", &params, "live-ds2").await;
+    let real = live_loop_follows_a_step("ds2", &params, "live-ds2", false).await;
 
     // The same trace through the simulator, calibrated to this job, with the same policy.
     profile.max_parallelism = 4;
@@ -549,6 +596,7 @@ async fn live_loop_with_daedalus_follows_a_step() {
             ("target_recovery_secs", "60"),
         ],
         "live-daedalus",
+        true,
     )
     .await;
 }
