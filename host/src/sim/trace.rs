@@ -24,7 +24,7 @@ pub struct Trace {
 #[non_exhaustive]
 pub enum TraceError {
     /// The file could not be read.
-    #[error("cannot read trace {path}: {source}")]
+    #[error("cannot read trace {path}")]
     Io {
         /// The file.
         path: String,
@@ -32,6 +32,11 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
+    /// Neither an existing file nor a synthetic spec.
+    #[error(
+        "trace file {0} does not exist (and it is not a synthetic spec like `sine:max=40000`)"
+    )]
+    Missing(String),
     /// A line is malformed.
     #[error("{path}:{line}: {detail}")]
     Malformed {
@@ -156,10 +161,12 @@ impl Trace {
     /// `:`); anything else is a missing file.
     pub fn load(spec: &str) -> Result<Trace, TraceError> {
         let path = Path::new(spec);
-        if path.exists() || !spec.contains(':') {
+        if path.exists() {
             Trace::from_file(path)
-        } else {
+        } else if spec.contains(':') {
             Trace::synthetic(spec)
+        } else {
+            Err(TraceError::Missing(spec.to_string()))
         }
     }
 
