@@ -33,9 +33,7 @@ pub enum TraceError {
         source: std::io::Error,
     },
     /// Neither an existing file nor a synthetic spec.
-    #[error(
-        "trace file {0} does not exist (and it is not a synthetic spec like `sine:max=40000`)"
-    )]
+    #[error("trace file {0} does not exist (and it is not a synthetic spec like `sine:max=40000`)")]
     Missing(String),
     /// A line is malformed.
     #[error("{path}:{line}: {detail}")]
