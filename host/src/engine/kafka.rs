@@ -46,18 +46,7 @@ impl KafkaTopic {
             endpoint: endpoint.clone(),
             detail,
         };
-        let client = within(&endpoint, timeout, async {
-            ClientBuilder::new(vec![bootstrap.to_string()])
-                .client_id("daedalus")
-                .backoff_config(BackoffConfig {
-                    deadline: Some(timeout),
-                    ..BackoffConfig::default()
-                })
-                .build()
-                .await
-                .map_err(|e| fail(e.to_string()))
-        })
-        .await?;
+        let client = client(bootstrap, &endpoint, timeout).await?;
         let topics = within(&endpoint, timeout, async {
             client.list_topics().await.map_err(|e| fail(e.to_string()))
         })
@@ -171,17 +160,7 @@ impl KafkaTopic {
             endpoint: endpoint.clone(),
             detail,
         };
-        let client = within(&endpoint, timeout, async {
-            ClientBuilder::new(vec![bootstrap.to_string()])
-                .backoff_config(BackoffConfig {
-                    deadline: Some(timeout),
-                    ..BackoffConfig::default()
-                })
-                .build()
-                .await
-                .map_err(|e| fail(e.to_string()))
-        })
-        .await?;
+        let client = client(bootstrap, &endpoint, timeout).await?;
         let exists = client
             .list_topics()
             .await
@@ -203,6 +182,25 @@ impl KafkaTopic {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// A client for `bootstrap` whose retries end after `timeout`.
+async fn client(bootstrap: &str, endpoint: &str, timeout: Duration) -> Result<Client, EngineError> {
+    within(endpoint, timeout, async {
+        ClientBuilder::new(vec![bootstrap.to_string()])
+            .client_id("daedalus")
+            .backoff_config(BackoffConfig {
+                deadline: Some(timeout),
+                ..BackoffConfig::default()
+            })
+            .build()
+            .await
+            .map_err(|e| EngineError::Unreachable {
+                endpoint: endpoint.to_string(),
+                detail: e.to_string(),
+            })
+    })
+    .await
 }
 
 async fn within<T>(

@@ -149,6 +149,16 @@ impl SavepointRescaleActuator {
     }
 }
 
+/// The one parallelism this path gives the whole job: the largest of the per-vertex targets.
+fn whole_job(job: &super::rest::JobDetails, target: &Target) -> u32 {
+    job.vertices
+        .iter()
+        .map(|v| target.for_operator(&v.id))
+        .max()
+        .unwrap_or(target.job)
+        .max(1)
+}
+
 #[async_trait::async_trait]
 impl Actuator for SavepointRescaleActuator {
     async fn apply(&self, target: &Target) -> Result<ApplyOutcome, EngineError> {
@@ -156,13 +166,7 @@ impl Actuator for SavepointRescaleActuator {
         if job.state != "RUNNING" {
             return Ok(ApplyOutcome::InProgress(format!("job is {}", job.state)));
         }
-        let p = job
-            .vertices
-            .iter()
-            .map(|v| target.for_operator(&v.id))
-            .max()
-            .unwrap_or(target.job)
-            .max(1);
+        let p = whole_job(&job, target);
         if job.vertices.iter().all(|v| v.parallelism == p) {
             return Ok(ApplyOutcome::AlreadyAtTarget);
         }
@@ -190,13 +194,7 @@ impl Actuator for SavepointRescaleActuator {
             Err(EngineError::JobNotFound(why)) => return Ok(Progress::Pending(why)),
             Err(e) => return Err(e),
         };
-        let p = job
-            .vertices
-            .iter()
-            .map(|v| target.for_operator(&v.id))
-            .max()
-            .unwrap_or(target.job)
-            .max(1);
+        let p = whole_job(&job, target);
         if job.state == "RUNNING"
             && job
                 .vertices
