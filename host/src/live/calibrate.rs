@@ -45,6 +45,9 @@ pub struct Calibration {
     pub downtime_down_s: Vec<f64>,
 }
 
+/// The largest contention term a calibrated profile gets (the simulator needs it below 1).
+const MAX_SIGMA: f64 = 0.99;
+
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
@@ -66,7 +69,9 @@ impl Calibration {
             .filter(|(p, _)| **p > p1)
             .map(|(p, c)| {
                 let p = f64::from(*p);
-                ((p * per_instance / c - 1.0) / (p - 1.0)).max(0.0)
+                // No gain (or a loss) from more instances is sigma >= 1, which the law does
+                // not allow: cap it just below, where capacity stays flat.
+                ((p * per_instance / c - 1.0) / (p - 1.0)).clamp(0.0, MAX_SIGMA)
             })
             .collect();
         prof.usl_sigma = mean(&sigmas).unwrap_or(base.usl_sigma);
@@ -235,6 +240,18 @@ mod tests {
             "{}",
             prof.speedup(2)
         );
+        let text = toml::to_string(&prof).unwrap();
+        assert_eq!(JobProfile::parse(&text, "t").unwrap(), prof);
+    }
+
+    #[test]
+    fn no_gain_from_more_instances_still_gives_a_valid_profile() {
+        let mut cal = Calibration::default();
+        cal.capacity.insert(1, 600.0);
+        cal.capacity.insert(2, 550.0);
+        let base = JobProfile::default_for(Engine::Flink);
+        let prof = cal.profile(&base, "wc", 4).unwrap();
+        assert_eq!(prof.usl_sigma, MAX_SIGMA);
         let text = toml::to_string(&prof).unwrap();
         assert_eq!(JobProfile::parse(&text, "t").unwrap(), prof);
     }
