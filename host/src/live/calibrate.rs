@@ -183,10 +183,18 @@ pub async fn calibrate(
             let mut samples: Vec<(f64, Option<f64>)> = Vec::new();
             let clock = Stopwatch::start();
             while clock.elapsed() < opts.measure {
-                if let Collected::Ready(o) = collector.collect(unix_now_ms()).await?
-                    && let Some(t) = o.throughput_records_per_sec
-                {
-                    samples.push((t, o.lag_records));
+                // A failed or not-ready sample is skipped: right after a rescale the REST API
+                // can briefly miss metrics of the redeployed vertices.
+                match collector.collect(unix_now_ms()).await {
+                    Ok(Collected::Ready(o)) => {
+                        if let Some(t) = o.throughput_records_per_sec {
+                            samples.push((t, o.lag_records));
+                        }
+                    }
+                    Ok(Collected::NotReady { reason, .. }) => {
+                        tracing::debug!(%reason, "Not ready; sample skipped.");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Collection failed; sample skipped."),
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
