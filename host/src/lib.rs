@@ -6,8 +6,9 @@
 //! - [`mapek`]: the loop's roles; [`mapek::ScalingPolicy`] is Plan;
 //! - [`policy`]: the wasm runtime, the only module that names wasmtime;
 //! - [`engine`]: collectors and actuators for real engines (Flink REST, Kafka);
-//! - [`live`]: the live loop (`daedalus run`) over real engines; [`loadgen`] replays a trace
-//!   into Kafka;
+//! - [`live`]: the live loop and control plane (`daedalus run`): many jobs, guardrails, shadows,
+//!   hot swap, the HTTP API and metrics; [`loadgen`] replays a trace into Kafka;
+//! - [`store`]: durable knowledge in SQLite (history, decisions, rescales, policy state);
 //! - [`sim`]: the offline simulator, scorecard and oracle;
 //! - [`conformance`]: the invariants every policy component must keep (`policy test`);
 //! - [`clock`]: the only reader of the real clock.
@@ -22,3 +23,4 @@ pub mod mapek;
 pub mod model;
 pub mod policy;
 pub mod sim;
+pub mod store;

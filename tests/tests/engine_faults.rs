@@ -51,6 +51,7 @@ fn job_loop(url: &str) -> JobLoop {
             rescale_timeout: Duration::from_secs(30),
             dry_run: false,
             params: Vec::new(),
+            guardrails: Default::default(),
         },
         Box::new(collector(url)),
         Box::new(FlinkRescaleActuator::new(

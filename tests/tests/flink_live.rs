@@ -397,6 +397,7 @@ async fn live_loop_follows_a_step(
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
+            guardrails: Default::default(),
         },
         Box::new(collector(&job)),
         Box::new(FlinkRescaleActuator::new(

@@ -9,9 +9,10 @@ use std::time::Duration;
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// The configuration file (TOML; see `examples/`).
+    /// The configuration file (TOML; see `examples/`). Default: the embedded
+    /// `examples/simulated.toml`, a simulated job that needs no engine.
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Recommend only: log what would be done, change nothing (overrides the config).
     #[arg(long)]
     dry_run: bool,
@@ -24,7 +25,21 @@ pub(crate) fn run(
     args: RunArgs,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = RunConfig::load(&args.config)?;
+    let cfg = match &args.config {
+        Some(path) => RunConfig::load(path)?,
+        None => {
+            // Paths in the embedded example are relative to the repository's `examples/`:
+            // the current directory when run from a checkout, else the one it was built in.
+            let here = std::env::current_dir()?;
+            let root = if here.join("examples/simulated.toml").exists() {
+                here
+            } else {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            };
+            tracing::info!(root = %root.display(), "No --config: running the embedded simulated example.");
+            RunConfig::embedded_default(&root)?
+        }
+    };
     let engine = PolicyEngine::new(EngineOptions {
         cache_dir,
         ..EngineOptions::default()

@@ -7,12 +7,14 @@
 //! - [`kafka`]: the input topic through the Kafka protocol (end offsets) and a producer for
 //!   `loadgen`;
 //! - [`kubernetes`]: a workload's replicas through the `scale` subresource (the TaskManager
-//!   pool on Kubernetes).
+//!   pool on Kubernetes);
+//! - [`simulated`]: the simulator's job model as a live engine (`daedalus run` without one).
 
 mod error;
 pub mod flink;
 pub mod kafka;
 pub mod kubernetes;
+pub mod simulated;
 
 pub use error::EngineError;
 
@@ -42,7 +44,7 @@ pub trait Collector: Send + Sync {
 }
 
 /// A parallelism to apply: job-wide, optionally with per-operator overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// Parallelism of every operator not listed in `operators`.
     pub job: u32,

@@ -41,6 +41,7 @@
 //! timeout_ms = 5000
 //! ```
 
+use super::guardrails::Guardrails;
 use crate::engine::flink::WorkerSource;
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -60,6 +61,12 @@ pub struct RunConfig {
     /// Recommend only (default false).
     #[serde(default)]
     pub dry_run: bool,
+    /// Durable knowledge (optional: without it nothing is kept across restarts).
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
+    /// The HTTP API and `/metrics` (optional).
+    #[serde(default)]
+    pub api: Option<ApiConfig>,
     /// The jobs.
     pub jobs: Vec<JobConfig>,
     /// The folder relative paths in the file are resolved against (the file's own folder;
@@ -112,11 +119,120 @@ pub struct JobConfig {
     /// Recommend only for this job (default: the global `dry_run`).
     #[serde(default)]
     pub dry_run: Option<bool>,
-    /// The Flink job.
-    pub flink: FlinkConfig,
+    /// Guardrails applied after every decision (default: bounds only).
+    #[serde(default)]
+    pub guardrails: Guardrails,
+    /// Candidate policies deciding in shadow on the same input; only the active one acts.
+    #[serde(default)]
+    pub shadow: Vec<ShadowConfig>,
+    /// Reload the policy when its file changes (default true).
+    #[serde(default = "yes")]
+    pub watch_policy: bool,
+    /// Roll back to the last good policy after this many failed decisions in a row of a
+    /// swapped-in one (default 3).
+    #[serde(default = "default_rollback")]
+    pub rollback_after: u32,
+    /// A Flink job (give exactly one of `flink` and `simulated`).
+    #[serde(default)]
+    pub flink: Option<FlinkConfig>,
+    /// A simulated job.
+    #[serde(default)]
+    pub simulated: Option<SimulatedConfig>,
     /// The job's input topic.
     #[serde(default)]
     pub kafka: Option<KafkaConfig>,
+}
+
+/// A candidate policy run in shadow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// Name in reports (unique within the job).
+    pub name: String,
+    /// The component.
+    pub policy: PathBuf,
+    /// Expected sha256 (hex).
+    #[serde(default)]
+    pub policy_sha256: Option<String>,
+    /// Its parameters (default: none).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// The simulator's job model run as a live job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// Engine profile: `flink` or `kafka-streams` (default flink), or a profile file.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Trace file or synthetic spec (see `daedalus simulate --help`).
+    pub trace: String,
+    /// Multiplies every rate of the trace (default 1).
+    #[serde(default = "one_f64")]
+    pub rate_scale: f64,
+    /// Seed of skew, noise and downtime jitter (default 1).
+    #[serde(default = "one_u64")]
+    pub seed: u64,
+    /// Seconds of job time per second of wall time (default 1: real time).
+    #[serde(default = "one_f64")]
+    pub speedup: f64,
+    /// Where the job keeps its state, so it outlives the host (default: in memory only).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+/// The embedded database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite file (relative to the config file).
+    pub path: PathBuf,
+    /// Observations and decisions older than this many hours are deleted (default 168).
+    #[serde(default = "default_retention")]
+    pub retention_hours: u64,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address (default `127.0.0.1:9464`, loopback).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token required by the mutating endpoints (swap, promote, pause, resume). Without
+    /// it (and without `token_file`) those endpoints are disabled.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Or a file holding the token (relative to the config file).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Whether the read-only endpoints (health, jobs, decisions, metrics) need no token
+    /// (default true).
+    #[serde(default = "yes")]
+    pub public_read: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_rollback() -> u32 {
+    3
+}
+fn default_profile() -> String {
+    "flink".into()
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn one_u64() -> u64 {
+    1
+}
+fn default_retention() -> u64 {
+    168
+}
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
 }
 
 /// How to reach the Flink job.
@@ -219,11 +335,51 @@ impl RunConfig {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        for j in &mut cfg.jobs {
-            if j.policy.is_relative() {
-                j.policy = cfg.base_dir.join(&j.policy);
+        cfg.resolve_paths();
+        Ok(cfg)
+    }
+
+    /// Makes the paths in the file relative to `base_dir`.
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir.clone();
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(st) = &mut self.store {
+            fix(&mut st.path);
+        }
+        if let Some(f) = self.api.as_mut().and_then(|a| a.token_file.as_mut()) {
+            fix(f);
+        }
+        for j in &mut self.jobs {
+            fix(&mut j.policy);
+            j.shadow.iter_mut().for_each(|c| fix(&mut c.policy));
+            if let Some(sim) = &mut j.simulated {
+                if let Some(f) = &mut sim.state_file {
+                    fix(f);
+                }
+                // A trace is a file when one exists there; otherwise a synthetic spec.
+                let candidate = base.join(&sim.trace);
+                if Path::new(&sim.trace).is_relative() && candidate.exists() {
+                    sim.trace = candidate.display().to_string();
+                }
+                let profile = base.join(&sim.profile);
+                if !matches!(sim.profile.as_str(), "flink" | "kafka-streams") && profile.exists() {
+                    sim.profile = profile.display().to_string();
+                }
             }
         }
+    }
+
+    /// The configuration `daedalus run` uses without `--config`: one simulated Flink job on
+    /// the bundled advertising trace at 60x, scaled by Daedalus (`examples/simulated.toml`).
+    pub fn embedded_default(repo_root: &Path) -> anyhow::Result<Self> {
+        let mut cfg = Self::parse(include_str!("../../../examples/simulated.toml"))
+            .context("the embedded example config")?;
+        cfg.base_dir = repo_root.join("examples");
+        cfg.resolve_paths();
         Ok(cfg)
     }
 
@@ -235,6 +391,17 @@ impl RunConfig {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(a) = &self.api {
+            a.listen
+                .parse::<std::net::SocketAddr>()
+                .with_context(|| format!("api.listen: {:?} is not an address:port", a.listen))?;
+            if a.token.is_some() && a.token_file.is_some() {
+                bail!("api: give token or token_file, not both");
+            }
+            if a.token.as_deref().is_some_and(|t| t.len() < 16) {
+                bail!("api.token: must be at least 16 characters");
+            }
+        }
         if self.tick_secs == 0 {
             bail!("tick_secs: must be at least 1");
         }
@@ -257,29 +424,53 @@ impl RunConfig {
                     j.min_parallelism
                 );
             }
-            match (&j.flink.job_id, &j.flink.job_name) {
+            j.guardrails
+                .validate()
+                .with_context(|| format!("{at}.guardrails"))?;
+            let mut shadow_names = std::collections::BTreeSet::new();
+            for (k, c) in j.shadow.iter().enumerate() {
+                if c.name.is_empty() || !shadow_names.insert(&c.name) {
+                    bail!("{at}.shadow[{k}].name: must be non-empty and unique");
+                }
+            }
+            if j.rollback_after == 0 {
+                bail!("{at}.rollback_after: must be at least 1");
+            }
+            let flink = match (&j.flink, &j.simulated) {
+                (Some(f), None) => f,
+                (None, Some(sim)) => {
+                    if !(sim.speedup.is_finite() && sim.speedup > 0.0 && sim.speedup <= 10_000.0) {
+                        bail!("{at}.simulated.speedup: must be in (0, 10000]");
+                    }
+                    if !(sim.rate_scale.is_finite() && sim.rate_scale >= 0.0) {
+                        bail!("{at}.simulated.rate_scale: must be a finite number >= 0");
+                    }
+                    continue;
+                }
+                _ => bail!("{at}: give exactly one of [jobs.flink] and [jobs.simulated]"),
+            };
+            match (&flink.job_id, &flink.job_name) {
                 (Some(_), Some(_)) => bail!("{at}.flink: give job_id or job_name, not both"),
                 (None, None) => bail!("{at}.flink: job_id or job_name is required"),
                 _ => {}
             }
-            if !j.flink.rest_url.starts_with("http://") && !j.flink.rest_url.starts_with("https://")
-            {
+            if !flink.rest_url.starts_with("http://") && !flink.rest_url.starts_with("https://") {
                 bail!("{at}.flink.rest_url: must start with http:// or https://");
             }
-            if j.flink.taskmanager_start.is_some() != j.flink.taskmanager_stop.is_some() {
+            if flink.taskmanager_start.is_some() != flink.taskmanager_stop.is_some() {
                 bail!("{at}.flink: taskmanager_start and taskmanager_stop go together");
             }
-            if j.flink.rescale == RescaleMethod::Savepoint {
-                if j.flink.jar.is_none() {
+            if flink.rescale == RescaleMethod::Savepoint {
+                if flink.jar.is_none() {
                     bail!("{at}.flink.jar: required with rescale = \"savepoint\"");
                 }
-                if j.flink.job_name.is_none() {
+                if flink.job_name.is_none() {
                     bail!(
                         "{at}.flink.job_name: required with rescale = \"savepoint\" (the resubmitted job gets a new id)"
                     );
                 }
             }
-            if j.flink.taskmanager_start.is_some() && j.flink.taskmanager_deployment.is_some() {
+            if flink.taskmanager_start.is_some() && flink.taskmanager_deployment.is_some() {
                 bail!(
                     "{at}.flink: give taskmanager_start/stop or taskmanager_deployment, not both"
                 );
@@ -314,7 +505,7 @@ job_name = "flink-wordcount"
         assert_eq!((c.tick_secs, c.history_secs, c.dry_run), (10, 600, false));
         let j = &c.jobs[0];
         assert_eq!((j.min_parallelism, j.rescale_timeout_secs), (1, 180));
-        assert_eq!(j.flink.workers, WorkerSource::Subtasks);
+        assert_eq!(j.flink.as_ref().unwrap().workers, WorkerSource::Subtasks);
         assert!(j.kafka.is_none());
     }
 
@@ -329,11 +520,19 @@ job_name = "flink-wordcount"
             "{}",
             j.policy.display()
         );
-        let script = c
-            .base_dir
-            .join(&j.flink.taskmanager_start.as_ref().unwrap()[1]);
+        let script = c.base_dir.join(
+            &j.flink
+                .as_ref()
+                .unwrap()
+                .taskmanager_start
+                .as_ref()
+                .unwrap()[1],
+        );
         assert!(script.exists(), "{}", script.display());
-        assert_eq!(j.flink.worker_vertex.as_deref(), Some("count"));
+        assert_eq!(
+            j.flink.as_ref().unwrap().worker_vertex.as_deref(),
+            Some("count")
+        );
     }
 
     #[test]

@@ -1,17 +1,33 @@
-//! One job's MAPE-K loop: collect -> policy -> guardrails -> actuate, one cycle per tick.
+//! One job's MAPE-K loop: collect -> policy (and shadows) -> guardrails -> actuate, one cycle
+//! per tick.
 //!
 //! Rules the loop keeps whatever the engine or the policy does:
 //! - a failed collection, a "not ready" job or a failed policy holds the job (no action);
 //! - while a rescale is in flight nothing new is requested; the rescale ends when the engine
 //!   reports the target reached, or is abandoned after `rescale_timeout`;
-//! - the proposal is clamped to the job's bounds, and the clamp is shown to the policy on the
-//!   next tick (`previous.clamped-by`);
-//! - `dry_run` logs what would be done and changes nothing.
+//! - the proposal goes through the [`Guardrails`]; each clamp is recorded with the decision and
+//!   shown to the policy on the next tick (`previous.clamped-by`);
+//! - `dry_run` and a paused job decide and record, and change nothing;
+//! - swaps and promotions requested through [`JobShared`] take effect at a tick boundary; a
+//!   swapped-in policy that fails `rollback_after` times in a row is rolled back to the last
+//!   good one;
+//! - with a [`Store`], everything is recorded, a rescale request is written before the engine
+//!   is called, and [`JobLoop::restore`] resumes a job after a restart (state, history, an open
+//!   rescale re-sent idempotently).
 
+use super::guardrails::{GuardState, Guardrails};
+use super::metrics::Metrics;
+use super::shared::{Divergence, JobShared, PolicyRef, Request, ShadowStatus};
 use crate::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
-use crate::mapek::{ScalingPolicy, plan};
-use crate::model::{Action, Bounds, DecisionInput, Observation, PreviousOutcome, RescaleStatus};
+use crate::mapek::{PlanOutcome, ScalingPolicy, plan_metered};
+use crate::model::{
+    Action, Bounds, Decision, DecisionInput, Observation, PreviousOutcome, RescaleStatus,
+};
+use crate::policy::{LoadedPolicy, PolicySlot};
+use crate::store::{DecisionRecord, Store, explanation_json};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +46,8 @@ pub struct JobSettings {
     pub dry_run: bool,
     /// Policy parameters.
     pub params: Vec<(String, String)>,
+    /// Guardrails beyond the bounds.
+    pub guardrails: Guardrails,
 }
 
 /// What one cycle did.
@@ -60,9 +78,99 @@ pub enum Cycle {
     },
 }
 
+impl Cycle {
+    fn kind(&self) -> &'static str {
+        match self {
+            Cycle::EngineError(_) => "engine-error",
+            Cycle::NotReady(_) => "not-ready",
+            Cycle::Rescaling(_) => "rescaling",
+            Cycle::Decided { .. } => "decided",
+        }
+    }
+}
+
 struct Pending {
     target: Target,
     started_ms: u64,
+    id: Option<i64>,
+}
+
+/// A candidate deciding in shadow.
+pub struct Shadow {
+    /// Name in reports.
+    pub name: String,
+    /// The candidate.
+    pub policy: Arc<dyn ScalingPolicy>,
+    /// Its slot, when it is a component (needed to promote it).
+    pub slot: Option<Arc<PolicySlot>>,
+    /// Its parameters.
+    pub params: Vec<(String, String)>,
+    state: Option<Vec<u8>>,
+    previous: Option<PreviousOutcome>,
+    divergence: Divergence,
+}
+
+impl Shadow {
+    /// A candidate named `name`.
+    pub fn new(
+        name: &str,
+        policy: Arc<dyn ScalingPolicy>,
+        slot: Option<Arc<PolicySlot>>,
+        params: Vec<(String, String)>,
+    ) -> Self {
+        Shadow {
+            name: name.into(),
+            policy,
+            slot,
+            params,
+            state: None,
+            previous: None,
+            divergence: Divergence::default(),
+        }
+    }
+}
+
+/// How the active policy is swapped and rolled back.
+pub struct PolicyControl {
+    /// The active policy's slot.
+    pub slot: Arc<PolicySlot>,
+    /// Its file (reloaded when the watcher reports a change).
+    pub path: PathBuf,
+    /// Its pinned digest, if any.
+    pub sha256: Option<String>,
+    /// Failures in a row of a swapped-in policy before it is rolled back.
+    pub rollback_after: u32,
+    /// The policy, params and state blob active before the last swap.
+    last_good: Option<(Arc<LoadedPolicy>, Vec<(String, String)>, Option<Vec<u8>>)>,
+    failures: u32,
+}
+
+impl PolicyControl {
+    /// Control over `slot`, loaded from `path`.
+    pub fn new(
+        slot: Arc<PolicySlot>,
+        path: PathBuf,
+        sha256: Option<String>,
+        rollback_after: u32,
+    ) -> Self {
+        PolicyControl {
+            slot,
+            path,
+            sha256,
+            rollback_after,
+            last_good: None,
+            failures: 0,
+        }
+    }
+}
+
+/// What the loop keeps across restarts besides the policy states.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LoopState {
+    guard: GuardState,
+    previous: Option<PreviousOutcome>,
+    rescale: RescaleStatus,
+    divergence: BTreeMap<String, Divergence>,
 }
 
 /// The loop of one job. Cycles never overlap: [`JobLoop::cycle`] takes `&mut self`.
@@ -71,11 +179,20 @@ pub struct JobLoop {
     collector: Box<dyn Collector>,
     actuator: Box<dyn Actuator>,
     policy: Arc<dyn ScalingPolicy>,
+    control: Option<PolicyControl>,
+    shadows: Vec<Shadow>,
+    store: Option<Arc<Store>>,
+    metrics: Option<Arc<Metrics>>,
+    shared: Arc<JobShared>,
     history: VecDeque<Observation>,
     state: Option<Vec<u8>>,
-    previous: Option<PreviousOutcome>,
-    rescale: RescaleStatus,
+    ls: LoopState,
     pending: Option<Pending>,
+    last_input: Option<DecisionInput>,
+}
+
+fn short(d: &str) -> &str {
+    &d[..d.len().min(12)]
 }
 
 impl JobLoop {
@@ -86,17 +203,52 @@ impl JobLoop {
         actuator: Box<dyn Actuator>,
         policy: Arc<dyn ScalingPolicy>,
     ) -> Self {
+        let shared = Arc::new(JobShared::new(&settings.name));
         JobLoop {
             settings,
             collector,
             actuator,
             policy,
+            control: None,
+            shadows: Vec::new(),
+            store: None,
+            metrics: None,
+            shared,
             history: VecDeque::new(),
             state: None,
-            previous: None,
-            rescale: RescaleStatus::default(),
+            ls: LoopState::default(),
             pending: None,
+            last_input: None,
         }
+    }
+
+    /// Records everything in `store` (call [`JobLoop::restore`] before the first cycle).
+    pub fn with_store(mut self, store: Arc<Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Exports metrics into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Adds shadow candidates.
+    pub fn with_shadows(mut self, shadows: Vec<Shadow>) -> Self {
+        self.shadows = shadows;
+        self
+    }
+
+    /// Enables swaps, file reloads and rollback of the active policy.
+    pub fn with_control(mut self, control: PolicyControl) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// What the API and the watcher share with this loop.
+    pub fn shared(&self) -> Arc<JobShared> {
+        self.shared.clone()
     }
 
     /// The job's settings.
@@ -106,7 +258,7 @@ impl JobLoop {
 
     /// Rescales applied so far.
     pub fn rescales(&self) -> u32 {
-        self.rescale.count
+        self.ls.rescale.count
     }
 
     /// The latest observation, if any.
@@ -114,15 +266,129 @@ impl JobLoop {
         self.history.back()
     }
 
+    fn store_err(&self, what: &str, e: impl std::fmt::Display) {
+        tracing::error!(job = %self.settings.name, error = %e, "Cannot record {what}.");
+        if let Some(m) = &self.metrics {
+            m.errors
+                .get_or_create(&Metrics::kind(&self.settings.name, "store"))
+                .inc();
+        }
+    }
+
+    /// Resumes from the store after a restart: the loop's and the policies' state, the
+    /// observation history, and an unfinished rescale (re-sent; actuators are idempotent).
+    pub async fn restore(&mut self) -> anyhow::Result<()> {
+        let Some(store) = self.store.clone() else {
+            return Ok(());
+        };
+        let name = self.settings.name.clone();
+        if let Some(ls) = store.loop_state::<LoopState>(&name)? {
+            self.ls = ls;
+        }
+        let digest = self.policy.digest();
+        if let Some((d, state)) = store.policy_state(&name, "active")?
+            && d == digest
+        {
+            self.state = state;
+        }
+        for s in &mut self.shadows {
+            if let Some((d, state)) = store.policy_state(&name, &format!("shadow:{}", s.name))?
+                && d == s.policy.digest()
+            {
+                s.state = state;
+            }
+            s.divergence = self.ls.divergence.get(&s.name).cloned().unwrap_or_default();
+        }
+        self.history = store
+            .recent_observations(&name, self.settings.history.as_millis() as u64)?
+            .into();
+        self.ls.rescale.count = store.rescale_count(&name)?;
+        if let Some(open) = store.open_rescale(&name)? {
+            let target: Target = serde_json::from_str(&open.target)?;
+            let mut id = Some(open.id);
+            if !open.applied {
+                // The host stopped between writing the request and recording the engine's
+                // answer: ask again. If the first request landed this sends nothing.
+                let outcome = self.actuator.apply(&target).await;
+                tracing::info!(job = %name, ?outcome, "Re-sent the rescale interrupted by the restart.");
+                match outcome {
+                    Ok(ApplyOutcome::Applied(_)) | Ok(ApplyOutcome::AlreadyAtTarget) => {
+                        store.rescale_outcome(open.id, "applied")?;
+                        self.ls.rescale.count = store.rescale_count(&name)?;
+                    }
+                    Ok(ApplyOutcome::InProgress(_)) => {}
+                    Ok(ApplyOutcome::Rejected(why)) => {
+                        store.rescale_outcome(open.id, "rejected")?;
+                        tracing::warn!(job = %name, %why, "The interrupted rescale is refused now.");
+                        id = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %name, error = %e, "Cannot re-send the interrupted rescale yet.");
+                    }
+                }
+            }
+            if id.is_some() {
+                self.ls.rescale.in_progress = true;
+                self.ls.rescale.started_ms = Some(open.requested_ms);
+                self.pending = Some(Pending {
+                    target,
+                    started_ms: open.requested_ms,
+                    id,
+                });
+            }
+        }
+        tracing::info!(job = %name, observations = self.history.len(), rescales = self.ls.rescale.count,
+            resumed_rescale = self.pending.is_some(), "Restored from the store.");
+        Ok(())
+    }
+
     /// Runs one cycle at `now_ms`.
     pub async fn cycle(&mut self, now_ms: u64) -> Cycle {
+        self.handle_requests(now_ms).await;
+        let cycle = self.cycle_inner(now_ms).await;
+        let name = self.settings.name.clone();
+        if let Some(m) = &self.metrics {
+            m.cycles
+                .get_or_create(&Metrics::kind(&name, cycle.kind()))
+                .inc();
+        }
+        let rescales = self.ls.rescale.count;
+        let rescaling = self.pending.is_some();
+        let text = match &cycle {
+            Cycle::EngineError(e) => format!("engine error: {e}"),
+            Cycle::NotReady(r) => format!("not ready: {r}"),
+            Cycle::Rescaling(r) => format!("rescaling: {r}"),
+            Cycle::Decided { reason, .. } => format!("decided: {reason}"),
+        };
+        self.shared.update(|s| {
+            s.last_cycle = text;
+            s.last_cycle_ms = now_ms;
+            s.rescales = rescales;
+            s.rescaling = rescaling;
+            s.dry_run = self.settings.dry_run;
+        });
+        cycle
+    }
+
+    async fn cycle_inner(&mut self, now_ms: u64) -> Cycle {
         let name = self.settings.name.clone();
         let obs = match self.collector.collect(now_ms).await {
             Err(e) => {
                 tracing::warn!(job = %name, error = %e, "Collection failed; holding the job.");
+                if let Some(m) = &self.metrics {
+                    m.errors
+                        .get_or_create(&Metrics::kind(&name, "engine"))
+                        .inc();
+                }
                 return Cycle::EngineError(e.to_string());
             }
-            Ok(Collected::NotReady { reason, .. }) => {
+            Ok(Collected::NotReady {
+                reason,
+                parallelism,
+            }) => {
+                if let Some(p) = parallelism {
+                    self.shared.update(|s| s.current = Some(p));
+                }
                 if let Some(c) = self.check_pending(now_ms).await {
                     return c;
                 }
@@ -131,6 +397,28 @@ impl JobLoop {
             }
             Ok(Collected::Ready(obs)) => obs,
         };
+        if let Some(store) = &self.store
+            && let Err(e) = store.put_observation(&name, &obs)
+        {
+            self.store_err("the observation", e);
+        }
+        if let Some(m) = &self.metrics {
+            let l = Metrics::job(&name);
+            m.parallelism
+                .get_or_create(&l)
+                .set(i64::from(obs.parallelism));
+            if let Some(v) = obs.lag_records {
+                m.lag.get_or_create(&l).set(v);
+            }
+            if let Some(v) = obs.input_records_per_sec {
+                m.input_rate.get_or_create(&l).set(v);
+            }
+        }
+        self.shared.update(|s| {
+            s.current = Some(obs.parallelism);
+            s.lag = obs.lag_records;
+            s.input_rate = obs.input_records_per_sec;
+        });
         self.history.push_back(obs.clone());
         let since = now_ms.saturating_sub(self.settings.history.as_millis() as u64);
         while self.history.front().is_some_and(|o| o.at_ms < since) {
@@ -151,101 +439,116 @@ impl JobLoop {
                 .cloned()
                 .collect(),
             bounds: self.settings.bounds,
-            rescale: self.rescale.clone(),
-            previous: self.previous.clone(),
+            rescale: self.ls.rescale.clone(),
+            previous: self.ls.previous.clone(),
             params: self.settings.params.clone(),
             state: self.state.clone(),
         };
-        let outcome = plan(self.policy.as_ref(), input).await;
-        let policy_failed = matches!(outcome, crate::mapek::PlanOutcome::Held { .. });
+        self.last_input = Some(input.clone());
+        let clock = crate::clock::Stopwatch::start();
+        let (outcome, fuel) = plan_metered(self.policy.as_ref(), input.clone()).await;
+        if let Some(m) = &self.metrics {
+            let l = Metrics::job(&name);
+            m.policy_seconds
+                .get_or_create(&l)
+                .observe(clock.elapsed().as_secs_f64());
+            m.policy_fuel.get_or_create(&l).observe(fuel as f64);
+            m.decisions
+                .get_or_create(&Metrics::kind(&name, "active"))
+                .inc();
+        }
+        let policy_error = match &outcome {
+            PlanOutcome::Held { error, .. } => Some(error.to_string()),
+            PlanOutcome::Decided(_) => None,
+        };
+        let policy_failed = policy_error.is_some();
+        if policy_failed && let Some(m) = &self.metrics {
+            m.errors
+                .get_or_create(&Metrics::kind(&name, "policy"))
+                .inc();
+        }
         let decision = outcome.decision().clone();
         self.state = decision.state.clone();
-        // Per-operator targets over the current parallelism of every operator.
-        let mut per_op: BTreeMap<String, u32> = obs
+        let digest = self.policy.digest();
+        let policy_name = self.policy.info().name;
+        self.track_failures(policy_failed, now_ms);
+
+        // Per-operator view of the current and proposed parallelism (key "" when the job
+        // reports no operators).
+        let mut cur_map: BTreeMap<String, u32> = obs
             .operators
             .iter()
             .map(|o| (o.operator_id.clone(), o.parallelism))
             .collect();
-        let proposed_job = match &decision.action {
-            Action::Hold => current,
-            Action::Job(p) => {
-                per_op.values_mut().for_each(|v| *v = *p);
-                *p
-            }
-            Action::Operators(targets) => {
-                for t in targets {
-                    per_op.insert(t.operator_id.clone(), t.parallelism);
-                }
-                per_op.values().copied().max().unwrap_or(current)
-            }
-        };
-        // Guardrails: the bounds.
-        let b = self.settings.bounds;
-        let mut clamped_by = Vec::new();
-        for v in per_op.values_mut() {
-            let c = (*v).clamp(b.min_parallelism, b.max_parallelism);
-            if c != *v {
-                *v = c;
-                if !clamped_by.contains(&"bounds".to_string()) {
-                    clamped_by.push("bounds".to_string());
-                }
-            }
+        if cur_map.is_empty() {
+            cur_map.insert(String::new(), current);
         }
-        let target_job = proposed_job.clamp(b.min_parallelism, b.max_parallelism);
-        let changes = obs
-            .operators
-            .iter()
-            .any(|o| per_op.get(&o.operator_id) != Some(&o.parallelism))
-            || (obs.operators.is_empty() && target_job != current);
+        let (proposed_map, proposed_job) = proposal(&decision, &cur_map, current);
+        let verdict = self.settings.guardrails.apply(
+            self.settings.bounds,
+            &mut self.ls.guard,
+            now_ms,
+            &cur_map,
+            &proposed_map,
+        );
+        let mut clamped_by = verdict.clamped_by.clone();
+        let target_job = verdict.job();
+        let changes = verdict.targets != cur_map;
+
+        // Shadows decide on the identical input, with their own params, state and history of
+        // outcomes; their targets go through the same guardrails (on a copy of their state).
+        let shadow_targets = self.run_shadows(&input, &cur_map, current, now_ms).await;
+
         let mut applied = None;
         let mut applied_p = current;
         if changes {
+            let operators = verdict
+                .targets
+                .iter()
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
             let target = Target {
                 job: target_job,
-                operators: per_op,
+                operators,
             };
-            if self.settings.dry_run {
-                clamped_by.push("dry-run".to_string());
-                tracing::info!(job = %name, current, target = target_job, reason = %decision.explanation.reason, "Dry run: would rescale.");
+            if self.settings.dry_run || self.shared.paused() {
+                clamped_by.push(
+                    if self.settings.dry_run {
+                        "dry-run"
+                    } else {
+                        "paused"
+                    }
+                    .to_string(),
+                );
+                tracing::info!(job = %name, current, target = target_job, reason = %decision.explanation.reason, "Recommend only: would rescale.");
             } else {
-                match self.actuator.apply(&target).await {
-                    Ok(out) => {
-                        match &out {
-                            ApplyOutcome::Applied(detail) => {
-                                self.rescale.count += 1;
-                                self.rescale.in_progress = true;
-                                self.rescale.started_ms = Some(now_ms);
-                                self.pending = Some(Pending {
-                                    target: target.clone(),
-                                    started_ms: now_ms,
-                                });
-                                applied_p = target_job;
-                                tracing::info!(job = %name, current, target = target_job, %detail, "Rescale applied.");
-                            }
-                            ApplyOutcome::AlreadyAtTarget => applied_p = target_job,
-                            ApplyOutcome::InProgress(why) => {
-                                clamped_by.push("engine-busy".to_string());
-                                tracing::info!(job = %name, %why, "Engine busy; will retry.");
-                            }
-                            ApplyOutcome::Rejected(why) => {
-                                clamped_by.push("engine-rejected".to_string());
-                                tracing::warn!(job = %name, %why, "Rescale rejected by the engine.");
-                            }
-                        }
-                        applied = Some(out);
-                    }
-                    Err(e) => {
-                        clamped_by.push("engine-error".to_string());
-                        tracing::warn!(job = %name, error = %e, "Rescale request failed; holding.");
-                        applied = Some(ApplyOutcome::Rejected(e.to_string()));
-                    }
+                let (out, p) = self.actuate(&target, current, now_ms).await;
+                applied_p = p;
+                if let Some(c) = match &out {
+                    ApplyOutcome::InProgress(_) => Some("engine-busy"),
+                    ApplyOutcome::Rejected(_) => Some("engine-rejected"),
+                    _ => None,
+                } {
+                    clamped_by.push(c.to_string());
                 }
+                applied = Some(out);
             }
+        }
+        let rescaled = matches!(applied, Some(ApplyOutcome::Applied(_)));
+        for (s, t) in self.shadows.iter_mut().zip(&shadow_targets) {
+            s.divergence
+                .record(current, if rescaled { target_job } else { current }, *t);
+            s.previous = Some(PreviousOutcome {
+                proposed_parallelism: t.unwrap_or(current),
+                applied_parallelism: applied_p,
+                clamped_by: vec!["shadow".to_string()],
+            });
         }
         let fmt = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0}"));
         tracing::info!(
             job = %name,
-            policy = %self.policy.info().name,
+            policy = %policy_name,
             input_rate = %fmt(obs.input_records_per_sec),
             lag = %fmt(obs.lag_records),
             current,
@@ -255,10 +558,52 @@ impl JobLoop {
             reason = %decision.explanation.reason,
             "Decision."
         );
-        self.previous = Some(PreviousOutcome {
+        self.ls.previous = Some(PreviousOutcome {
             proposed_parallelism: proposed_job,
             applied_parallelism: applied_p,
             clamped_by: clamped_by.clone(),
+        });
+        let record = DecisionRecord {
+            job: name.clone(),
+            at_ms: now_ms,
+            role: "active".into(),
+            policy: policy_name.clone(),
+            digest: digest.clone(),
+            current,
+            proposed: proposed_job,
+            target: target_job,
+            clamped_by: clamped_by.clone(),
+            reason: decision.explanation.reason.clone(),
+            explanation: explanation_json(&decision),
+            error: policy_error,
+        };
+        self.persist(&record, &digest);
+        if let Some(m) = &self.metrics {
+            m.desired_parallelism
+                .get_or_create(&Metrics::job(&name))
+                .set(i64::from(target_job));
+        }
+        let shadows: Vec<ShadowStatus> = self
+            .shadows
+            .iter()
+            .map(|s| ShadowStatus {
+                name: s.name.clone(),
+                policy: PolicyRef {
+                    name: s.policy.info().name,
+                    digest: s.policy.digest(),
+                },
+                disagreement_rate: s.divergence.disagreement_rate(),
+                divergence: s.divergence.clone(),
+            })
+            .collect();
+        self.shared.update(|s| {
+            s.desired = Some(target_job);
+            s.policy = PolicyRef {
+                name: policy_name,
+                digest,
+            };
+            s.shadows = shadows;
+            s.recent_decisions.push_front(record);
         });
         Cycle::Decided {
             current,
@@ -271,16 +616,362 @@ impl JobLoop {
         }
     }
 
+    /// Sends `target` to the engine with the request written ahead; returns the outcome and
+    /// the parallelism the job is at or heading to.
+    async fn actuate(&mut self, target: &Target, current: u32, now_ms: u64) -> (ApplyOutcome, u32) {
+        let name = self.settings.name.clone();
+        let id = self.store.as_ref().and_then(|s| {
+            let json = serde_json::to_string(target).expect("plain data");
+            s.begin_rescale(&name, now_ms, current, target.job, &json)
+                .map_err(|e| self.store_err("the rescale request", e))
+                .ok()
+        });
+        failpoint("after-rescale-request");
+        let out = match self.actuator.apply(target).await {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::warn!(job = %name, error = %e, "Rescale request failed; holding.");
+                if let Some(m) = &self.metrics {
+                    m.errors
+                        .get_or_create(&Metrics::kind(&name, "actuator"))
+                        .inc();
+                }
+                ApplyOutcome::Rejected(e.to_string())
+            }
+        };
+        failpoint("after-actuator-call");
+        let (label, p) = match &out {
+            ApplyOutcome::Applied(detail) => {
+                self.ls.rescale.count += 1;
+                self.ls.rescale.in_progress = true;
+                self.ls.rescale.started_ms = Some(now_ms);
+                self.settings
+                    .guardrails
+                    .on_rescale(&mut self.ls.guard, now_ms, true);
+                self.pending = Some(Pending {
+                    target: target.clone(),
+                    started_ms: now_ms,
+                    id,
+                });
+                if let Some(m) = &self.metrics {
+                    m.rescales.get_or_create(&Metrics::job(&name)).inc();
+                }
+                tracing::info!(job = %name, current, target = target.job, %detail, "Rescale applied.");
+                ("applied", target.job)
+            }
+            ApplyOutcome::AlreadyAtTarget => ("already", target.job),
+            ApplyOutcome::InProgress(why) => {
+                tracing::info!(job = %name, %why, "Engine busy; will retry.");
+                ("busy", current)
+            }
+            ApplyOutcome::Rejected(why) => {
+                tracing::warn!(job = %name, %why, "Rescale rejected by the engine.");
+                ("rejected", current)
+            }
+        };
+        if let (Some(store), Some(id)) = (&self.store, id)
+            && let Err(e) = store.rescale_outcome(id, label)
+        {
+            self.store_err("the rescale outcome", e);
+        }
+        (out, p)
+    }
+
+    async fn run_shadows(
+        &mut self,
+        input: &DecisionInput,
+        cur_map: &BTreeMap<String, u32>,
+        current: u32,
+        now_ms: u64,
+    ) -> Vec<Option<u32>> {
+        let mut out = Vec::with_capacity(self.shadows.len());
+        let name = self.settings.name.clone();
+        for s in &mut self.shadows {
+            let mut si = input.clone();
+            si.params = s.params.clone();
+            si.state = s.state.clone();
+            si.previous = s.previous.clone();
+            let (outcome, _) = plan_metered(s.policy.as_ref(), si).await;
+            let error = match &outcome {
+                PlanOutcome::Held { error, .. } => Some(error.to_string()),
+                PlanOutcome::Decided(_) => None,
+            };
+            let d = outcome.decision().clone();
+            s.state = d.state.clone();
+            let (pm, pj) = proposal(&d, cur_map, current);
+            let mut guard = self.ls.guard.clone();
+            let v = self.settings.guardrails.apply(
+                self.settings.bounds,
+                &mut guard,
+                now_ms,
+                cur_map,
+                &pm,
+            );
+            out.push(error.is_none().then(|| v.job()));
+            if let Some(m) = &self.metrics {
+                m.decisions
+                    .get_or_create(&Metrics::kind(&name, &s.name))
+                    .inc();
+            }
+            let digest = s.policy.digest();
+            if let Some(store) = &self.store {
+                let rec = DecisionRecord {
+                    job: name.clone(),
+                    at_ms: now_ms,
+                    role: s.name.clone(),
+                    policy: s.policy.info().name,
+                    digest: digest.clone(),
+                    current,
+                    proposed: pj,
+                    target: v.job(),
+                    clamped_by: v.clamped_by.clone(),
+                    reason: d.explanation.reason.clone(),
+                    explanation: explanation_json(&d),
+                    error,
+                };
+                if let Err(e) = store.put_decision(&rec).and_then(|()| {
+                    store.put_policy_state(
+                        &name,
+                        &format!("shadow:{}", s.name),
+                        &digest,
+                        s.state.as_deref(),
+                    )
+                }) {
+                    tracing::error!(job = %name, error = %e, "Cannot record a shadow decision.");
+                }
+            }
+        }
+        out
+    }
+
+    fn persist(&mut self, record: &DecisionRecord, digest: &str) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        self.ls.divergence = self
+            .shadows
+            .iter()
+            .map(|s| (s.name.clone(), s.divergence.clone()))
+            .collect();
+        let name = &self.settings.name;
+        let r = store
+            .put_decision(record)
+            .and_then(|()| store.put_policy_state(name, "active", digest, self.state.as_deref()))
+            .and_then(|()| store.put_loop_state(name, &self.ls));
+        if let Err(e) = r {
+            self.store_err("the decision", e);
+        }
+    }
+
+    /// Counts failures of a swapped-in policy and rolls it back after `rollback_after` in a row.
+    fn track_failures(&mut self, failed: bool, now_ms: u64) {
+        let Some(c) = self.control.as_mut() else {
+            return;
+        };
+        if !failed {
+            c.failures = 0;
+            return;
+        }
+        c.failures += 1;
+        if c.failures < c.rollback_after {
+            return;
+        }
+        let Some((good, params, state)) = c.last_good.take() else {
+            return;
+        };
+        let bad = c.slot.restore(good.clone());
+        c.failures = 0;
+        self.settings.params = params;
+        self.state = state;
+        let detail = format!(
+            "{} failed {} decisions in a row; rolled back to {}",
+            bad.info().name,
+            c.rollback_after,
+            good.info().name
+        );
+        tracing::warn!(job = %self.settings.name, from = %short(bad.digest()), to = %short(good.digest()), "Policy rolled back: {detail}.");
+        self.event("rollback", bad.digest(), good.digest(), &detail, now_ms);
+    }
+
+    fn event(&self, kind: &str, from: &str, to: &str, detail: &str, now_ms: u64) {
+        if let Some(m) = &self.metrics {
+            m.policy_events
+                .get_or_create(&Metrics::kind(&self.settings.name, kind))
+                .inc();
+        }
+        if let Some(store) = &self.store
+            && let Err(e) = store.put_policy_event(&crate::store::PolicyEvent {
+                job: self.settings.name.clone(),
+                at_ms: now_ms,
+                kind: kind.into(),
+                from_digest: from.into(),
+                to_digest: to.into(),
+                detail: detail.into(),
+            })
+        {
+            self.store_err("the policy event", e);
+        }
+    }
+
+    /// Applies queued swaps and promotions (at the tick boundary).
+    async fn handle_requests(&mut self, now_ms: u64) {
+        let mut requests = self.shared.take_requests();
+        if self.shared.take_policy_changed()
+            && let Some(c) = &self.control
+        {
+            requests.push(Request::Swap {
+                path: c.path.clone(),
+                sha256: c.sha256.clone(),
+                params: None,
+                source: "file-watch".into(),
+                reply: None,
+            });
+        }
+        for r in requests {
+            match r {
+                Request::Swap {
+                    path,
+                    sha256,
+                    params,
+                    source,
+                    reply,
+                } => {
+                    let result = self.swap(path, sha256, params, &source, now_ms).await;
+                    if let Some(tx) = reply {
+                        let _ = tx.send(result);
+                    }
+                }
+                Request::Promote { shadow, reply } => {
+                    let result = self.promote(&shadow, now_ms);
+                    if let Some(tx) = reply {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn swap(
+        &mut self,
+        path: PathBuf,
+        sha256: Option<String>,
+        params: Option<Vec<(String, String)>>,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<String, String> {
+        let Some(c) = self.control.as_ref() else {
+            return Err("this job's policy cannot be swapped (not a component)".into());
+        };
+        let slot = c.slot.clone();
+        let old = slot.active();
+        let before = old.clone();
+        let mut probe = self.last_input.clone();
+        if let Some(p) = &mut probe {
+            p.state = self.state.clone();
+            if let Some(params) = &params {
+                p.params = params.clone();
+            }
+        }
+        let p2 = path.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // Same file, same bytes: nothing to do.
+            if let Ok(bytes) = std::fs::read(&p2)
+                && crate::policy::sha256_hex(&bytes) == old.digest()
+            {
+                return Ok(None);
+            }
+            slot.reload_file(&p2, sha256.as_deref(), probe.as_ref())
+                .map(Some)
+        })
+        .await
+        .map_err(|e| format!("swap did not complete: {e}"))?;
+        match result {
+            Ok(None) => Ok("unchanged: the file holds the active policy".into()),
+            Ok(Some(report)) => {
+                let c = self.control.as_mut().expect("checked above");
+                c.last_good = Some((before, self.settings.params.clone(), self.state.clone()));
+                c.failures = 0;
+                if source == "api" {
+                    // The watcher follows the file the job was configured with.
+                    tracing::info!(job = %self.settings.name, "Swapped through the API; the configured file stays watched.");
+                }
+                if let Some(p) = params {
+                    self.settings.params = p;
+                }
+                if !report.state_handed_over {
+                    self.state = None;
+                }
+                let detail = format!(
+                    "{source}: {} (state {})",
+                    path.display(),
+                    if report.state_handed_over {
+                        "kept"
+                    } else {
+                        "started fresh"
+                    }
+                );
+                self.event(
+                    "swap",
+                    &report.old_digest,
+                    &report.new_digest,
+                    &detail,
+                    now_ms,
+                );
+                Ok(format!(
+                    "swapped to {}; {detail}",
+                    short(&report.new_digest)
+                ))
+            }
+            Err(e) => {
+                let active = self.policy.digest();
+                self.event(
+                    "swap-refused",
+                    &active,
+                    "",
+                    &format!("{source}: {e}"),
+                    now_ms,
+                );
+                Err(format!("swap refused, the active policy is unchanged: {e}"))
+            }
+        }
+    }
+
+    fn promote(&mut self, shadow: &str, now_ms: u64) -> Result<String, String> {
+        let Some(i) = self.shadows.iter().position(|s| s.name == shadow) else {
+            return Err(format!("no shadow named {shadow:?}"));
+        };
+        let Some(c) = self.control.as_mut() else {
+            return Err("this job's policy cannot be swapped (not a component)".into());
+        };
+        let Some(candidate) = self.shadows[i].slot.as_ref().map(|s| s.active()) else {
+            return Err(format!("shadow {shadow:?} is not a component"));
+        };
+        let s = self.shadows.remove(i);
+        let old = c.slot.restore(candidate.clone());
+        c.last_good = Some((
+            old.clone(),
+            self.settings.params.clone(),
+            self.state.clone(),
+        ));
+        c.failures = 0;
+        self.settings.params = s.params;
+        self.state = s.state;
+        self.ls.previous = s.previous;
+        let detail = format!("shadow {shadow:?} promoted to active");
+        self.event("promote", old.digest(), candidate.digest(), &detail, now_ms);
+        Ok(detail)
+    }
+
     /// While a rescale is in flight: `Some(cycle)` to end this cycle (still rescaling), `None`
     /// to go on deciding (finished or abandoned).
     async fn check_pending(&mut self, now_ms: u64) -> Option<Cycle> {
         let p = self.pending.as_ref()?;
-        let name = &self.settings.name;
+        let name = self.settings.name.clone();
         let waited = now_ms.saturating_sub(p.started_ms);
         let status = match self.actuator.progress(&p.target).await {
             Ok(Progress::Done) => {
                 tracing::info!(job = %name, seconds = waited as f64 / 1000.0, "Rescale finished.");
-                self.finish(now_ms);
+                self.finish(now_ms, "done");
                 return None;
             }
             Ok(Progress::Pending(why)) => why,
@@ -288,16 +979,75 @@ impl JobLoop {
         };
         if waited > self.settings.rescale_timeout.as_millis() as u64 {
             tracing::warn!(job = %name, %status, "Rescale did not finish in time; giving up on it.");
-            self.finish(now_ms);
+            self.finish(now_ms, "timeout");
             return None;
         }
         Some(Cycle::Rescaling(status))
     }
 
-    fn finish(&mut self, now_ms: u64) {
-        self.pending = None;
-        self.rescale.in_progress = false;
-        self.rescale.started_ms = None;
-        self.rescale.last_finished_ms = Some(now_ms);
+    /// Drops the job's stored history older than `cutoff_ms`.
+    pub fn prune(&self, cutoff_ms: u64) {
+        if let Some(store) = &self.store {
+            match store.prune(&self.settings.name, cutoff_ms) {
+                Ok(n) => {
+                    tracing::debug!(job = %self.settings.name, rows = n, "Pruned old history.")
+                }
+                Err(e) => self.store_err("the pruning", e),
+            }
+        }
+    }
+
+    fn finish(&mut self, now_ms: u64, outcome: &str) {
+        if let Some(Pending { id: Some(id), .. }) = self.pending.take()
+            && let Some(store) = &self.store
+            && let Err(e) = store.finish_rescale(id, now_ms, outcome)
+        {
+            self.store_err("the end of the rescale", e);
+        }
+        self.ls.rescale.in_progress = false;
+        self.ls.rescale.started_ms = None;
+        self.ls.rescale.last_finished_ms = Some(now_ms);
+        self.settings
+            .guardrails
+            .on_rescale(&mut self.ls.guard, now_ms, false);
+        if let Some(store) = &self.store
+            && let Err(e) = store.put_loop_state(&self.settings.name, &self.ls)
+        {
+            self.store_err("the loop state", e);
+        }
+    }
+}
+
+/// The per-operator proposal of `d` over `cur`, and its job-level parallelism.
+fn proposal(
+    d: &Decision,
+    cur: &BTreeMap<String, u32>,
+    current: u32,
+) -> (BTreeMap<String, u32>, u32) {
+    let mut m = cur.clone();
+    let job = match &d.action {
+        Action::Hold => current,
+        Action::Job(p) => {
+            m.values_mut().for_each(|v| *v = *p);
+            *p
+        }
+        Action::Operators(targets) => {
+            for t in targets {
+                if let Some(v) = m.get_mut(&t.operator_id) {
+                    *v = t.parallelism;
+                }
+            }
+            m.values().copied().max().unwrap_or(current)
+        }
+    };
+    (m, job)
+}
+
+/// Test hook for crash-recovery tests: when `DAEDALUS_FAILPOINT` names this point, the process
+/// aborts here, as a host killed at that instant would.
+fn failpoint(name: &str) {
+    if std::env::var("DAEDALUS_FAILPOINT").is_ok_and(|v| v == name) {
+        tracing::error!(failpoint = name, "Failpoint reached; aborting the process.");
+        std::process::abort();
     }
 }

@@ -1,16 +1,22 @@
-//! The live MAPE-K loop (`daedalus run`): one task per configured job, each collecting from
-//! its engine, asking its policy, applying the host's guardrails and actuating, once per tick.
-//! One job's failure never touches another: each runs in its own task and every error holds
-//! only that job.
+//! The live MAPE-K loop and control plane (`daedalus run`): one task per configured job, each
+//! collecting from its engine, asking its policy (and its shadow candidates), applying the
+//! host's guardrails and actuating, once per tick. One job's failure never touches another:
+//! each runs in its own task and every error holds only that job. Around the loops: the
+//! durable store ([`crate::store`]), the policy-file watcher, the HTTP API and `/metrics`.
 
+pub mod api;
 pub mod calibrate;
 pub mod config;
+pub mod guardrails;
 mod job;
+pub mod metrics;
+pub mod shared;
+pub mod watch;
 
 pub use config::RunConfig;
-pub use job::{Cycle, JobLoop, JobSettings};
+pub use job::{Cycle, JobLoop, JobSettings, PolicyControl, Shadow};
 
-use crate::clock::unix_now_ms;
+use crate::clock::JobClock;
 use crate::engine::flink::rest::FlinkRest;
 use crate::engine::flink::{
     CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, Resubmit,
@@ -18,25 +24,115 @@ use crate::engine::flink::{
 };
 use crate::engine::kafka::InputTopic;
 use crate::engine::kubernetes::{KubeScale, KubernetesPool, WorkloadKind};
+use crate::engine::simulated::SimulatedJob;
 use crate::engine::{Actuator, Collector};
 use crate::model::Bounds;
 use crate::policy::{PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
+use crate::sim::dynamics::Model;
+use crate::sim::profile::{Engine, JobProfile};
+use crate::sim::trace::Trace;
+use crate::store::Store;
 use anyhow::Context;
-use config::{JobConfig, RescaleMethod};
-use std::sync::Arc;
+use config::{FlinkConfig, JobConfig, RescaleMethod, SimulatedConfig};
+use metrics::Metrics;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Simulated jobs with the same profile, trace and seed share one model (the trace's rates are
+/// the bulk of a job's memory).
+type ModelCache = Mutex<BTreeMap<(String, String, String, u64), Arc<Model>>>;
+
+fn simulated_model(sim: &SimulatedConfig, cache: &ModelCache) -> anyhow::Result<Arc<Model>> {
+    let key = (
+        sim.profile.clone(),
+        sim.trace.clone(),
+        format!("{}", sim.rate_scale),
+        sim.seed,
+    );
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = cache.get(&key) {
+        return Ok(m.clone());
+    }
+    let profile = match sim.profile.as_str() {
+        "flink" => JobProfile::default_for(Engine::Flink),
+        "kafka-streams" => JobProfile::default_for(Engine::KafkaStreams),
+        file => JobProfile::from_file(std::path::Path::new(file))
+            .with_context(|| format!("simulated.profile {file:?}"))?,
+    };
+    let trace = Trace::load(&sim.trace)
+        .with_context(|| format!("simulated.trace {:?}", sim.trace))?
+        .scaled(sim.rate_scale);
+    let model = Arc::new(Model::new(&profile, &trace, sim.seed));
+    cache.insert(key, model.clone());
+    Ok(model)
+}
+
+/// The connectors of one configured job, and its clock.
+pub struct Connectors {
+    /// Monitor.
+    pub collector: Box<dyn Collector>,
+    /// Execute.
+    pub actuator: Box<dyn Actuator>,
+    /// The job's clock (accelerated for simulated jobs with a speedup).
+    pub clock: JobClock,
+}
+
+fn simulated_connectors(sim: &SimulatedConfig, cache: &ModelCache) -> anyhow::Result<Connectors> {
+    let model = simulated_model(sim, cache)?;
+    let job = SimulatedJob::new(model, sim.seed, sim.state_file.clone())?;
+    let clock = match job.epoch_ms() {
+        Some(origin) => JobClock::accelerated(origin, sim.speedup),
+        None => JobClock::accelerated(crate::clock::unix_now_ms(), sim.speedup),
+    };
+    Ok(Connectors {
+        collector: Box::new(job.clone()),
+        actuator: Box::new(job),
+        clock,
+    })
+}
 
 /// The collector and actuator of one configured job.
 pub fn connectors(
     cfg: &RunConfig,
     job: &JobConfig,
 ) -> anyhow::Result<(Box<dyn Collector>, Box<dyn Actuator>)> {
+    let c = job_connectors(cfg, job, &ModelCache::default())?;
+    Ok((c.collector, c.actuator))
+}
+
+fn job_connectors(
+    cfg: &RunConfig,
+    job: &JobConfig,
+    cache: &ModelCache,
+) -> anyhow::Result<Connectors> {
+    match (&job.flink, &job.simulated) {
+        (Some(f), _) => {
+            let (collector, actuator) = flink_connectors(cfg, job, f)?;
+            Ok(Connectors {
+                collector,
+                actuator,
+                clock: JobClock::real(),
+            })
+        }
+        (None, Some(sim)) => {
+            simulated_connectors(sim, cache).with_context(|| format!("job {:?}", job.name))
+        }
+        (None, None) => unreachable!("validated"),
+    }
+}
+
+fn flink_connectors(
+    cfg: &RunConfig,
+    job: &JobConfig,
+    flink_cfg: &FlinkConfig,
+) -> anyhow::Result<(Box<dyn Collector>, Box<dyn Actuator>)> {
     let rest = FlinkRest::new(
-        &job.flink.rest_url,
-        Duration::from_millis(job.flink.timeout_ms),
+        &flink_cfg.rest_url,
+        Duration::from_millis(flink_cfg.timeout_ms),
     )
     .with_context(|| format!("job {:?}", job.name))?;
-    let selector = match (&job.flink.job_id, &job.flink.job_name) {
+    let selector = match (&flink_cfg.job_id, &flink_cfg.job_name) {
         (Some(id), _) => JobSelector::Id(id.clone()),
         (None, Some(n)) => JobSelector::Name(n.clone()),
         (None, None) => unreachable!("validated"),
@@ -44,10 +140,10 @@ pub fn connectors(
     let mut flink = FlinkRestCollector::new(
         rest.clone(),
         selector.clone(),
-        Duration::from_secs(job.flink.warm_up_secs),
-        job.flink.workers,
+        Duration::from_secs(flink_cfg.warm_up_secs),
+        flink_cfg.workers,
     );
-    if let Some(v) = &job.flink.worker_vertex {
+    if let Some(v) = &flink_cfg.worker_vertex {
         flink = flink.with_worker_vertex(v);
     }
     let collector: Box<dyn Collector> = Box::new(match &job.kafka {
@@ -59,9 +155,9 @@ pub fn connectors(
         None => flink,
     });
     let pool: Option<Box<dyn TaskManagerPool>> = match (
-        &job.flink.taskmanager_start,
-        &job.flink.taskmanager_stop,
-        &job.flink.taskmanager_deployment,
+        &flink_cfg.taskmanager_start,
+        &flink_cfg.taskmanager_stop,
+        &flink_cfg.taskmanager_deployment,
     ) {
         (Some(start), Some(stop), _) => Some(Box::new(CommandPool {
             start: start.clone(),
@@ -79,12 +175,12 @@ pub fn connectors(
                 WorkloadKind::Deployment,
                 &k.name,
                 token,
-                Duration::from_millis(job.flink.timeout_ms),
+                Duration::from_millis(flink_cfg.timeout_ms),
             )?)))
         }
         _ => None,
     };
-    let actuator: Box<dyn Actuator> = match job.flink.rescale {
+    let actuator: Box<dyn Actuator> = match flink_cfg.rescale {
         RescaleMethod::InPlace => Box::new(FlinkRescaleActuator::new(rest, selector, pool)),
         RescaleMethod::Savepoint => Box::new(SavepointRescaleActuator::new(
             rest,
@@ -92,9 +188,9 @@ pub fn connectors(
             Resubmit {
                 jar: cfg
                     .base_dir
-                    .join(job.flink.jar.as_ref().expect("validated")),
-                args: job.flink.program_args.clone(),
-                entry_class: job.flink.entry_class.clone(),
+                    .join(flink_cfg.jar.as_ref().expect("validated")),
+                args: flink_cfg.program_args.clone(),
+                entry_class: flink_cfg.entry_class.clone(),
                 savepoint_timeout: Duration::from_secs(job.rescale_timeout_secs),
             },
         )),
@@ -102,29 +198,92 @@ pub fn connectors(
     Ok((collector, actuator))
 }
 
-/// Builds the loop of one configured job: loads (and pins) its policy, connects its engine.
-pub fn build_job(
-    cfg: &RunConfig,
-    job: &JobConfig,
+/// What the jobs of one host share.
+pub struct HostParts {
+    /// The policy engine (one wasmtime engine, one precompiled cache).
+    pub engine: Arc<PolicyEngine>,
+    /// The database, if configured.
+    pub store: Option<Arc<Store>>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    models: ModelCache,
+}
+
+impl HostParts {
+    /// Parts around `engine`, opening the configured store.
+    pub fn new(cfg: &RunConfig, engine: Arc<PolicyEngine>) -> anyhow::Result<Self> {
+        let store = match &cfg.store {
+            Some(s) => Some(Arc::new(Store::open(&s.path).with_context(|| {
+                format!("store.path: cannot open {}", s.path.display())
+            })?)),
+            None => None,
+        };
+        Ok(HostParts {
+            engine,
+            store,
+            metrics: Arc::new(Metrics::new()),
+            models: ModelCache::default(),
+        })
+    }
+}
+
+fn load_slot(
     engine: &Arc<PolicyEngine>,
-    dry_run_override: bool,
-) -> anyhow::Result<JobLoop> {
+    path: &std::path::Path,
+    sha256: Option<&str>,
+    what: &str,
+) -> anyhow::Result<Arc<PolicySlot>> {
     let limits = PolicyLimits::default();
     let loaded = engine
-        .load_file(&job.policy, &limits, job.policy_sha256.as_deref())
-        .with_context(|| {
-            format!(
-                "job {:?}: cannot load policy {}",
-                job.name,
-                job.policy.display()
-            )
-        })?;
-    let policy = Arc::new(WasmPolicy::new(Arc::new(PolicySlot::new(
-        engine.clone(),
-        loaded,
-        limits,
-    ))));
-    let (collector, actuator) = connectors(cfg, job)?;
+        .load_file(path, &limits, sha256)
+        .with_context(|| format!("{what}: cannot load policy {}", path.display()))?;
+    Ok(Arc::new(PolicySlot::new(engine.clone(), loaded, limits)))
+}
+
+fn params(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A built job: its loop and clock.
+pub struct BuiltJob {
+    /// The loop.
+    pub job: JobLoop,
+    /// Its clock.
+    pub clock: JobClock,
+}
+
+/// Builds the loop of one configured job: loads (and pins) its policy and shadows, connects
+/// its engine, restores it from the store.
+pub async fn build_job(
+    cfg: &RunConfig,
+    job: &JobConfig,
+    parts: &HostParts,
+    dry_run_override: bool,
+) -> anyhow::Result<BuiltJob> {
+    let what = format!("job {:?}", job.name);
+    let slot = load_slot(
+        &parts.engine,
+        &job.policy,
+        job.policy_sha256.as_deref(),
+        &what,
+    )?;
+    let policy = Arc::new(WasmPolicy::new(slot.clone()));
+    let mut shadows = Vec::new();
+    for c in &job.shadow {
+        let s = load_slot(
+            &parts.engine,
+            &c.policy,
+            c.policy_sha256.as_deref(),
+            &format!("{what} shadow {:?}", c.name),
+        )?;
+        shadows.push(Shadow::new(
+            &c.name,
+            Arc::new(WasmPolicy::new(s.clone())),
+            Some(s),
+            params(&c.params),
+        ));
+    }
+    let conn = job_connectors(cfg, job, &parts.models)?;
     let settings = JobSettings {
         name: job.name.clone(),
         bounds: Bounds {
@@ -134,30 +293,63 @@ pub fn build_job(
         history: Duration::from_secs(cfg.history_secs),
         rescale_timeout: Duration::from_secs(job.rescale_timeout_secs),
         dry_run: dry_run_override || job.dry_run.unwrap_or(cfg.dry_run),
-        params: job
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        params: params(&job.params),
+        guardrails: job.guardrails.clone(),
     };
-    Ok(JobLoop::new(settings, collector, actuator, policy))
+    let mut l = JobLoop::new(settings, conn.collector, conn.actuator, policy)
+        .with_metrics(parts.metrics.clone())
+        .with_shadows(shadows)
+        .with_control(PolicyControl::new(
+            slot,
+            job.policy.clone(),
+            job.policy_sha256.clone(),
+            job.rollback_after,
+        ));
+    if let Some(store) = &parts.store {
+        l = l.with_store(store.clone());
+        l.restore()
+            .await
+            .with_context(|| format!("{what}: cannot restore from the store"))?;
+    }
+    Ok(BuiltJob {
+        job: l,
+        clock: conn.clock,
+    })
 }
 
-/// Runs a job's loop every `tick` until `stop` resolves. A slow cycle delays the next one;
-/// cycles never overlap.
-pub async fn run_job(mut job: JobLoop, tick: Duration, stop: tokio::sync::watch::Receiver<bool>) {
+/// Runs a job's loop every `tick` of its clock until `stop` resolves. A slow cycle delays the
+/// next one; cycles never overlap. Every `prune_every` cycles, the store drops what is older
+/// than `retention`.
+pub async fn run_job(
+    built: BuiltJob,
+    tick: Duration,
+    retention: Option<Duration>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> JobLoop {
+    let BuiltJob { mut job, clock } = built;
     let mut stop = stop;
-    let mut interval = tokio::time::interval(tick);
+    let wall_tick = tick.div_f64(clock.speedup());
+    let mut interval = tokio::time::interval(wall_tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let prune_every = (3_600_000 / tick.as_millis().max(1)).max(1) as u64;
+    let mut cycles = 0u64;
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                job.cycle(unix_now_ms()).await;
+                let now = clock.now_ms();
+                job.cycle(now).await;
+                cycles += 1;
+                if let Some(r) = retention
+                    && cycles.is_multiple_of(prune_every)
+                {
+                    job.prune(now.saturating_sub(r.as_millis() as u64));
+                }
             }
             _ = stop.changed() => break,
         }
     }
     tracing::info!(job = %job.settings().name, rescales = job.rescales(), "Job loop stopped.");
+    job
 }
 
 /// Runs every configured job until Ctrl-C (or for `duration`, when given).
@@ -167,17 +359,67 @@ pub async fn run(
     dry_run: bool,
     duration: Option<Duration>,
 ) -> anyhow::Result<()> {
+    let parts = HostParts::new(&cfg, engine)?;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut built = Vec::new();
+    let mut shared = BTreeMap::new();
+    let mut watched = Vec::new();
     for job in &cfg.jobs {
-        let l = build_job(&cfg, job, &engine, dry_run)?;
-        tracing::info!(job = %job.name, policy = %job.policy.display(), dry_run = l.settings().dry_run, "Watching job.");
-        tasks.push(tokio::spawn(run_job(
-            l,
-            Duration::from_secs(cfg.tick_secs),
-            rx.clone(),
-        )));
+        let b = build_job(&cfg, job, &parts, dry_run).await?;
+        tracing::info!(job = %job.name, policy = %job.policy.display(), shadows = job.shadow.len(),
+            dry_run = b.job.settings().dry_run, speedup = b.clock.speedup(), "Watching job.");
+        shared.insert(job.name.clone(), b.job.shared());
+        if job.watch_policy {
+            watched.push((job.policy.clone(), b.job.shared()));
+        }
+        built.push(b);
     }
+    let _watcher = if watched.is_empty() {
+        None
+    } else {
+        Some(watch::watch(watched).context("cannot watch the policy files")?)
+    };
+    let mut api_task = None;
+    if let Some(a) = &cfg.api {
+        let token = match (&a.token, &a.token_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("api.token_file: cannot read {}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("api.listen: cannot listen on {}", a.listen))?;
+        tracing::info!(address = %listener.local_addr()?, mutating = token.is_some(), "API listening.");
+        let state = api::ApiState {
+            jobs: Arc::new(shared),
+            store: parts.store.clone(),
+            metrics: parts.metrics.clone(),
+            token,
+            public_read: a.public_read,
+            request_timeout: Duration::from_secs(cfg.tick_secs.max(1) * 3 + 30),
+        };
+        api_task = Some(tokio::spawn(api::serve(listener, state, rx.clone())));
+    }
+    let retention = cfg
+        .store
+        .as_ref()
+        .map(|s| Duration::from_secs(s.retention_hours * 3600));
+    let tasks: Vec<_> = built
+        .into_iter()
+        .map(|b| {
+            tokio::spawn(run_job(
+                b,
+                Duration::from_secs(cfg.tick_secs),
+                retention,
+                rx.clone(),
+            ))
+        })
+        .collect();
     match duration {
         Some(d) => tokio::time::sleep(d).await,
         None => {
@@ -190,6 +432,13 @@ pub async fn run(
     for t in tasks {
         if let Err(e) = t.await {
             tracing::error!(error = %e, "A job task panicked.");
+        }
+    }
+    if let Some(t) = api_task {
+        match t.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "The API server failed."),
+            Err(e) => tracing::error!(error = %e, "The API task panicked."),
+            Ok(Ok(())) => {}
         }
     }
     Ok(())

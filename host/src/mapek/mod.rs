@@ -4,4 +4,4 @@
 
 mod plan;
 
-pub use plan::{PlanOutcome, ScalingPolicy, plan};
+pub use plan::{PlanOutcome, ScalingPolicy, plan, plan_metered};

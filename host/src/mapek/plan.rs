@@ -15,6 +15,15 @@ pub trait ScalingPolicy: Send + Sync {
     fn info(&self) -> PolicyInfo;
     /// Decides for one input. The returned decision has been validated against the input.
     async fn decide(&self, input: DecisionInput) -> Result<Decision, PolicyError>;
+    /// Like [`ScalingPolicy::decide`], also reporting the fuel the call burned (0 when the
+    /// policy is not metered).
+    async fn decide_metered(&self, input: DecisionInput) -> (Result<Decision, PolicyError>, u64) {
+        (self.decide(input).await, 0)
+    }
+    /// sha256 of the code deciding (empty when there is none, e.g. a test fake).
+    fn digest(&self) -> String {
+        String::new()
+    }
 }
 
 /// The result of one Plan step.
@@ -42,8 +51,14 @@ impl PlanOutcome {
 
 /// Runs the policy on `input`; on any failure returns a hold that keeps the previous state.
 pub async fn plan(policy: &dyn ScalingPolicy, input: DecisionInput) -> PlanOutcome {
+    plan_metered(policy, input).await.0
+}
+
+/// Like [`plan`], also reporting the fuel the call burned.
+pub async fn plan_metered(policy: &dyn ScalingPolicy, input: DecisionInput) -> (PlanOutcome, u64) {
     let previous_state = input.state.clone();
-    match policy.decide(input).await {
+    let (result, fuel) = policy.decide_metered(input).await;
+    let outcome = match result {
         Ok(d) => PlanOutcome::Decided(d),
         Err(error) => {
             tracing::warn!(error = %error, "Policy failed; holding the current parallelism.");
@@ -54,7 +69,8 @@ pub async fn plan(policy: &dyn ScalingPolicy, input: DecisionInput) -> PlanOutco
             };
             PlanOutcome::Held { error, decision }
         }
-    }
+    };
+    (outcome, fuel)
 }
 
 #[cfg(test)]

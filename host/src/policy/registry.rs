@@ -63,6 +63,17 @@ impl PolicySlot {
         self.active.load_full()
     }
 
+    /// Makes `policy` active again without validation (a rollback to a policy that already
+    /// ran); returns the one it replaces.
+    pub fn restore(&self, policy: Arc<LoadedPolicy>) -> Arc<LoadedPolicy> {
+        self.active.swap(policy)
+    }
+
+    /// The engine the slot loads with.
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
+    }
+
     /// The limits applied to every call.
     pub fn limits(&self) -> &PolicyLimits {
         &self.limits

@@ -32,11 +32,25 @@ impl ScalingPolicy for WasmPolicy {
     }
 
     async fn decide(&self, input: DecisionInput) -> Result<Decision, PolicyError> {
+        self.decide_metered(input).await.0
+    }
+
+    async fn decide_metered(&self, input: DecisionInput) -> (Result<Decision, PolicyError>, u64) {
         let policy = self.slot.active();
         let limits = self.slot.limits().clone();
         // Guest calls are CPU work and use sync WASI: keep them off the async workers.
-        tokio::task::spawn_blocking(move || policy.decide_blocking(&input, &limits))
-            .await
-            .map_err(|e| PolicyError::Host(format!("policy call did not complete: {e}")))?
+        match tokio::task::spawn_blocking(move || policy.call_blocking(&input, &limits)).await {
+            Ok(out) => (out.result, out.fuel_used),
+            Err(e) => (
+                Err(PolicyError::Host(format!(
+                    "policy call did not complete: {e}"
+                ))),
+                0,
+            ),
+        }
+    }
+
+    fn digest(&self) -> String {
+        self.slot.active().digest().to_string()
     }
 }

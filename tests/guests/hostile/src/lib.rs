@@ -9,7 +9,9 @@
 //! - `operator`: proposes a target for an operator that does not exist;
 //! - `big-state` with `bytes`: returns a state blob of that size;
 //! - `log-flood`: writes many log lines;
-//! - `strict-state`: rejects any state blob it did not write itself.
+//! - `strict-state`: rejects any state blob it did not write itself;
+//! - `fail-after` with `calls`: behaves like `echo` while its state counter is below `calls`,
+//!   then panics on every call (passes a swap's probe, fails on live input).
 
 use daedalus_policy_sdk::params::Params;
 use daedalus_policy_sdk::{
@@ -53,7 +55,7 @@ impl Policy for Hostile {
     fn decide(input: DecisionInput) -> Result<Decision, PolicyError> {
         let p = Params::new(
             &input.params,
-            &["mode", "iterations", "bytes", "parallelism"],
+            &["mode", "iterations", "bytes", "parallelism", "calls"],
         )?;
         let state = input.state.as_deref();
         match p.raw("mode").unwrap_or("echo") {
@@ -82,6 +84,13 @@ impl Policy for Hostile {
                 ))
             }
             "panic" => panic!("hostile guest panics on purpose"),
+            "fail-after" => {
+                let calls = p.u64_in("calls", 1, 0, u64::MAX)?;
+                if counter(state)? >= calls {
+                    panic!("hostile guest fails after {calls} calls");
+                }
+                echo(state)
+            }
             "target" => {
                 let t = p.u64_in("parallelism", 0, 0, u64::from(u32::MAX))? as u32;
                 Ok(Decision::job(t, "whatever the bounds say"))

@@ -1,0 +1,333 @@
+//! The HTTP API (axum; loopback by default).
+//!
+//! | method and path | what | auth |
+//! | --- | --- | --- |
+//! | `GET /health` | `{"status": "ok", "jobs": N}` | read |
+//! | `GET /jobs` | every job's status: current and desired parallelism, active and shadow policies with their divergence, the last decision | read |
+//! | `GET /jobs/{job}` | one job's status with its recent decisions | read |
+//! | `GET /jobs/{job}/decisions?limit=100&role=active` | decision history, newest first (needs `[store]` beyond the last 50) | read |
+//! | `GET /jobs/{job}/rescales` | rescale events with their measured duration (needs `[store]`) | read |
+//! | `GET /jobs/{job}/policy-events` | swaps, rollbacks, promotions (needs `[store]`) | read |
+//! | `POST /jobs/{job}/policy` `{"path": "...", "sha256": "...", "params": {...}}` | hot swap (sha256 and params optional; params replace the job's): validated, applied at the next tick, answered then | token |
+//! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy | token |
+//! | `POST /jobs/{job}/pause`, `POST /jobs/{job}/resume` | stop or restart acting (the job still decides and records) | token |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text) | read |
+//!
+//! "token" endpoints need `Authorization: Bearer <api.token>` and are disabled when no token
+//! is configured; "read" endpoints need it too unless `api.public_read` (the default). Every
+//! error is JSON `{"error": "..."}` with a 4xx status; nothing a client sends can stop the host.
+
+use super::metrics::Metrics;
+use super::shared::{JobShared, Request};
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the API serves.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Jobs by name.
+    pub jobs: Arc<BTreeMap<String, Arc<JobShared>>>,
+    /// The database, if configured.
+    pub store: Option<Arc<Store>>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Bearer token for mutating endpoints (none: they are disabled).
+    pub token: Option<String>,
+    /// Read endpoints need no token.
+    pub public_read: bool,
+    /// How long a swap or promote waits for the job's next tick.
+    pub request_timeout: Duration,
+}
+
+/// An API error: a status and a message, answered as JSON.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl ApiState {
+    fn check(&self, headers: &HeaderMap, mutating: bool) -> Result<(), ApiError> {
+        if !mutating && self.public_read {
+            return Ok(());
+        }
+        let Some(token) = &self.token else {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "this endpoint is disabled: set api.token (or api.token_file) in the config".into(),
+            ));
+        };
+        match bearer(headers) {
+            Some(t) if same(t, token) => Ok(()),
+            Some(_) => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "wrong bearer token".into(),
+            )),
+            None => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <token>`".into(),
+            )),
+        }
+    }
+
+    fn job(&self, name: &str) -> Result<&Arc<JobShared>, ApiError> {
+        self.jobs
+            .get(name)
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job named {name:?}")))
+    }
+
+    fn store(&self) -> Result<&Arc<Store>, ApiError> {
+        self.store.as_ref().ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "history needs a database: add [store] to the config".into(),
+            )
+        })
+    }
+}
+
+/// The router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/jobs", get(jobs))
+        .route("/jobs/{job}", get(job))
+        .route("/jobs/{job}/decisions", get(decisions))
+        .route("/jobs/{job}/rescales", get(rescales))
+        .route("/jobs/{job}/policy-events", get(policy_events))
+        .route("/jobs/{job}/policy", post(swap))
+        .route("/jobs/{job}/promote", post(promote))
+        .route("/jobs/{job}/pause", post(pause))
+        .route("/jobs/{job}/resume", post(resume))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `stop` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        })
+        .await
+}
+
+async fn health(State(s): State<ApiState>, h: HeaderMap) -> ApiResult {
+    s.check(&h, false)?;
+    Ok(axum::Json(json!({ "status": "ok", "jobs": s.jobs.len() })).into_response())
+}
+
+async fn metrics(State(s): State<ApiState>, h: HeaderMap) -> ApiResult {
+    s.check(&h, false)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response())
+}
+
+async fn jobs(State(s): State<ApiState>, h: HeaderMap) -> ApiResult {
+    s.check(&h, false)?;
+    let list: Vec<_> = s
+        .jobs
+        .values()
+        .map(|j| {
+            let mut st = j.status();
+            st.recent_decisions.truncate(1);
+            st
+        })
+        .collect();
+    Ok(axum::Json(list).into_response())
+}
+
+async fn job(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    s.check(&h, false)?;
+    Ok(axum::Json(s.job(&name)?.status()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    limit: Option<usize>,
+    role: Option<String>,
+}
+
+async fn decisions(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult {
+    s.check(&h, false)?;
+    let job = s.job(&name)?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let list = match &s.store {
+        Some(store) => store
+            .decisions(&name, q.role.as_deref(), limit)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+        None => job
+            .status()
+            .recent_decisions
+            .into_iter()
+            .filter(|d| q.role.as_ref().is_none_or(|r| &d.role == r))
+            .take(limit)
+            .collect(),
+    };
+    Ok(axum::Json(list).into_response())
+}
+
+async fn rescales(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    s.check(&h, false)?;
+    s.job(&name)?;
+    let list = s
+        .store()?
+        .rescales(&name)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(axum::Json(list).into_response())
+}
+
+async fn policy_events(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    s.check(&h, false)?;
+    s.job(&name)?;
+    let list = s
+        .store()?
+        .policy_events(&name)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(axum::Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapBody {
+    path: std::path::PathBuf,
+    sha256: Option<String>,
+    params: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    shadow: String,
+}
+
+async fn wait(
+    s: &ApiState,
+    rx: tokio::sync::oneshot::Receiver<Result<String, String>>,
+) -> ApiResult {
+    match tokio::time::timeout(s.request_timeout, rx).await {
+        Ok(Ok(Ok(msg))) => Ok(axum::Json(json!({ "ok": msg })).into_response()),
+        Ok(Ok(Err(msg))) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, msg)),
+        Ok(Err(_)) => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the job stopped before taking the request".into(),
+        )),
+        Err(_) => Err(ApiError(
+            StatusCode::ACCEPTED,
+            "queued; the job has not reached its next tick yet (see /jobs/{job}/policy-events)"
+                .into(),
+        )),
+    }
+}
+
+async fn swap(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<axum::Json<SwapBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    s.check(&h, true)?;
+    let job = s.job(&name)?;
+    let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if !body.path.is_file() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{} is not a file on the host", body.path.display()),
+        ));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    job.request(Request::Swap {
+        path: body.path,
+        sha256: body.sha256,
+        params: body
+            .params
+            .map(|m| m.into_iter().collect::<Vec<(String, String)>>()),
+        source: "api".into(),
+        reply: Some(tx),
+    });
+    wait(&s, rx).await
+}
+
+async fn promote(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<axum::Json<PromoteBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    s.check(&h, true)?;
+    let job = s.job(&name)?;
+    let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    job.request(Request::Promote {
+        shadow: body.shadow,
+        reply: Some(tx),
+    });
+    wait(&s, rx).await
+}
+
+async fn pause(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    s.check(&h, true)?;
+    s.job(&name)?.set_paused(true);
+    Ok(
+        axum::Json(json!({ "ok": "paused: the job decides and records, and changes nothing" }))
+            .into_response(),
+    )
+}
+
+async fn resume(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    s.check(&h, true)?;
+    s.job(&name)?.set_paused(false);
+    Ok(axum::Json(json!({ "ok": "resumed" })).into_response())
+}
