@@ -130,6 +130,9 @@ impl Shadow {
     }
 }
 
+/// A policy with the params and state blob it ran with.
+type LastGood = (Arc<LoadedPolicy>, Vec<(String, String)>, Option<Vec<u8>>);
+
 /// How the active policy is swapped and rolled back.
 pub struct PolicyControl {
     /// The active policy's slot.
@@ -141,7 +144,7 @@ pub struct PolicyControl {
     /// Failures in a row of a swapped-in policy before it is rolled back.
     pub rollback_after: u32,
     /// The policy, params and state blob active before the last swap.
-    last_good: Option<(Arc<LoadedPolicy>, Vec<(String, String)>, Option<Vec<u8>>)>,
+    last_good: Option<LastGood>,
     failures: u32,
 }
 
