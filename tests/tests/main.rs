@@ -1,6 +1,7 @@
 //! The integration test binary: one `mod` per topic.
 
 mod conformance;
+mod control_plane;
 mod engine_faults;
 mod flink_live;
 mod hot_swap;

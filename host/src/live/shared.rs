@@ -204,10 +204,13 @@ impl JobShared {
 
     /// A copy of the status.
     pub fn status(&self) -> JobStatus {
-        self.status
+        let mut s = self
+            .status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        s.paused = self.paused();
+        s
     }
 
     /// Updates the status.

@@ -1,0 +1,629 @@
+//! The control plane on simulated jobs (the simulator's job model behind the live connector
+//! traits: no engine needed), with the real policy components, the real SQLite store and the
+//! real HTTP API: many jobs in one host, guardrails in the loop, hot swap by file and API
+//! with rollback, shadows and promotion, pause, authentication, and crash recovery of the
+//! host process.
+
+use daedalus_host::clock::JobClock;
+use daedalus_host::live::config::RunConfig;
+use daedalus_host::live::shared::JobShared;
+use daedalus_host::live::{BuiltJob, HostParts, api, build_job, run_job};
+use daedalus_host::store::Store;
+use daedalus_tests::{engine, guest_path, policy_path, workspace_root};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A simulated job's TOML.
+fn sim_job(name: &str, policy: &Path, extra: &str, sim_extra: &str) -> String {
+    format!(
+        r#"
+[[jobs]]
+name = "{name}"
+policy = "{}"
+max_parallelism = 12
+{extra}
+[jobs.simulated]
+trace = "step:low=20000,high=150000,at=300,duration=7200"
+{sim_extra}
+"#,
+        policy.display()
+    )
+}
+
+fn config(dir: &Path, head: &str, jobs: &[String]) -> RunConfig {
+    let text = format!("{head}\n{}", jobs.join("\n"));
+    let path = dir.join("daedalus.toml");
+    std::fs::write(&path, text).unwrap();
+    RunConfig::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+async fn build_all(cfg: &RunConfig, parts: &HostParts) -> Vec<BuiltJob> {
+    let mut out = Vec::new();
+    for j in &cfg.jobs {
+        out.push(
+            build_job(cfg, j, parts, false)
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        );
+    }
+    out
+}
+
+/// Twelve simulated jobs in one host under tokio's paused clock (90 simulated minutes in
+/// moments): one job's policy panics on every call, the others scale; every job keeps its
+/// own cadence and the broken one holds without touching the rest.
+#[tokio::test(start_paused = true)]
+async fn many_simulated_jobs_share_a_host_in_isolation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jobs: Vec<String> = (0..11)
+        .map(|i| {
+            sim_job(
+                &format!("job-{i}"),
+                &policy_path(if i % 2 == 0 { "ds2" } else { "hpa" }),
+                "",
+                &format!("seed = {i}"),
+            )
+        })
+        .collect();
+    jobs.push(sim_job(
+        "broken",
+        &guest_path("hostile"),
+        "params = { mode = \"panic\" }",
+        "",
+    ));
+    let store_path = dir.path().join("d.db");
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", store_path.display()),
+        &jobs,
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let built = build_all(&cfg, &parts).await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = built
+        .into_iter()
+        .map(|b| tokio::spawn(run_job(b, Duration::from_secs(10), None, rx.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(90 * 60)).await;
+    tx.send(true).unwrap();
+    let mut loops = Vec::new();
+    for t in tasks {
+        loops.push(t.await.expect("no job task panics"));
+    }
+    let store = parts.store.clone().unwrap();
+    for l in &loops {
+        let name = &l.settings().name;
+        let decisions = store.decisions(name, Some("active"), 100_000).unwrap();
+        // Paused time advances while policies run on blocking threads, so the count of cycles
+        // is not exact; each job must still have kept its own cadence.
+        assert!(
+            decisions.len() >= 100,
+            "{name}: only {} decisions",
+            decisions.len()
+        );
+        let mut at: Vec<u64> = decisions.iter().map(|d| d.at_ms).collect();
+        at.reverse();
+        assert!(
+            at.windows(2).all(|w| w[1] >= w[0] + 10_000),
+            "{name}: cycles overlap or run faster than the tick"
+        );
+        if name == "broken" {
+            assert!(decisions.iter().all(|d| d.error.is_some() && d.target == 1));
+            assert_eq!(l.rescales(), 0);
+        } else {
+            assert!(decisions.iter().all(|d| d.error.is_none()), "{name}");
+            assert!(
+                l.rescales() >= 1,
+                "{name} never scaled out under a 7.5x step"
+            );
+            let last = l.latest().expect("observed").parallelism;
+            assert!(last > 1, "{name} ends at parallelism {last}");
+        }
+    }
+    let metrics = parts.metrics.encode();
+    assert!(metrics.contains("daedalus_errors_total{job=\"broken\",kind=\"policy\"}"));
+}
+
+/// Guardrails act in the loop: a policy asking for 12 at once gets +2 per rescale, aligned to
+/// divisors of 12, and every clamp is recorded with the decision.
+#[tokio::test(start_paused = true)]
+async fn guardrails_clamp_a_live_job_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = sim_job(
+        "clamped",
+        &guest_path("hostile"),
+        "params = { mode = \"target\", parallelism = \"12\" }\n\
+         [jobs.guardrails]\nmax_step_up = 2\nalign_to_divisors_of = 12\nmax_rescales_per_day = 3",
+        "",
+    );
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &[job],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let built = build_all(&cfg, &parts).await.pop().unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_job(built, Duration::from_secs(10), None, rx));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    tx.send(true).unwrap();
+    let l = task.await.unwrap();
+    let store = parts.store.clone().unwrap();
+    let rescales = store.rescales("clamped").unwrap();
+    let steps: Vec<(u32, u32)> = rescales.iter().map(|r| (r.from, r.to)).collect();
+    // 1 -> 3 (+2, a divisor of 12), 3 -> 4 (5 is not a divisor; 4 is the aligned value
+    // within +2), 4 -> 6; then the daily budget of 3 stops it.
+    assert_eq!(steps, vec![(1, 3), (3, 4), (4, 6)]);
+    assert_eq!(l.rescales(), 3);
+    let decisions = store.decisions("clamped", Some("active"), 10_000).unwrap();
+    let clamps: std::collections::BTreeSet<String> = decisions
+        .iter()
+        .flat_map(|d| d.clamped_by.clone())
+        .collect();
+    for c in ["max-step-up", "alignment", "rescale-budget"] {
+        assert!(clamps.contains(c), "{c} missing from {clamps:?}");
+    }
+}
+
+struct Api {
+    url: String,
+    client: reqwest::Client,
+    token: &'static str,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.post(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+async fn wait_for(mut check: impl AsyncFnMut() -> bool, what: &str) {
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The API on a live simulated job (100x time): reads without a token, refuses mutations
+/// without the right one, refuses a bad swap and keeps the policy, swaps with new params,
+/// rolls back a policy that fails on live input, promotes a shadow, pauses and resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = sim_job(
+        "live",
+        &policy_path("ds2"),
+        &format!(
+            "rollback_after = 3\nwatch_policy = false\n[[jobs.shadow]]\nname = \"hpa\"\npolicy = \"{}\"",
+            policy_path("hpa").display()
+        ),
+        "speedup = 100.0",
+    );
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &[job],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let built = build_all(&cfg, &parts).await.pop().unwrap();
+    let shared: Arc<JobShared> = built.job.shared();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let token = "a-test-token-that-is-long";
+    let state = api::ApiState {
+        jobs: Arc::new(BTreeMap::from([("live".to_string(), shared.clone())])),
+        store: parts.store.clone(),
+        metrics: parts.metrics.clone(),
+        token: Some(token.into()),
+        public_read: true,
+        request_timeout: Duration::from_secs(20),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(api::serve(listener, state, rx.clone()));
+    let task = tokio::spawn(run_job(built, Duration::from_secs(10), None, rx));
+    let api = Api {
+        url,
+        client: reqwest::Client::new(),
+        token,
+    };
+    wait_for(
+        async || shared.status().policy.name == "ds2",
+        "the first decision",
+    )
+    .await;
+
+    let (s, body) = api.get("/health").await;
+    assert_eq!((s, body["status"].as_str()), (200, Some("ok")));
+    let (s, body) = api.get("/jobs").await;
+    assert_eq!(s, 200);
+    assert_eq!(body[0]["shadows"][0]["name"], "hpa");
+    assert_eq!(api.get("/jobs/nope").await.0, 404);
+    assert_eq!(api.get("/no/such/endpoint").await.0, 404);
+    let (s, _) = api.post("/jobs/live/pause", None, None).await;
+    assert_eq!(s, 401);
+    let (s, _) = api.post("/jobs/live/pause", Some("wrong"), None).await;
+    assert_eq!(s, 401);
+
+    // Pause: decisions go on, nothing is applied.
+    let (s, _) = api.post("/jobs/live/pause", Some(api.token), None).await;
+    assert_eq!(s, 200);
+    assert!(shared.status().paused);
+    let (s, _) = api.post("/jobs/live/resume", Some(api.token), None).await;
+    assert_eq!(s, 200);
+
+    // Malformed requests get a 4xx and change nothing.
+    let (s, body) = api
+        .post("/jobs/live/policy", Some(api.token), Some("{not json"))
+        .await;
+    assert_eq!(s, 400, "{body}");
+    let (s, _) = api
+        .post(
+            "/jobs/live/policy",
+            Some(api.token),
+            Some(r#"{"path": "/no/such/file.wasm"}"#),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let (s, body) = api
+        .post(
+            "/jobs/live/policy",
+            Some(api.token),
+            Some(&format!(r#"{{"path": "{}"}}"#, junk.display())),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unchanged"),
+        "{body}"
+    );
+    assert_eq!(shared.status().policy.name, "ds2");
+
+    // A swap with new params that passes validation but fails on live input: rolled back
+    // after 3 failures in a row, with its params and the old state.
+    let (s, body) = api
+        .post(
+            "/jobs/live/policy",
+            Some(api.token),
+            Some(&format!(
+                r#"{{"path": "{}", "params": {{"mode": "fail-after", "calls": "1"}}}}"#,
+                guest_path("hostile").display()
+            )),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let store: Arc<Store> = parts.store.clone().unwrap();
+    wait_for(
+        async || {
+            store
+                .policy_events("live")
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "rollback")
+        },
+        "the rollback",
+    )
+    .await;
+    wait_for(
+        async || {
+            let st = shared.status();
+            st.policy.name == "ds2"
+                && st
+                    .recent_decisions
+                    .front()
+                    .is_some_and(|d| d.error.is_none())
+        },
+        "ds2 deciding again after the rollback",
+    )
+    .await;
+
+    // Promote the shadow.
+    let (s, body) = api
+        .post(
+            "/jobs/live/promote",
+            Some(api.token),
+            Some(r#"{"shadow": "nobody"}"#),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, body) = api
+        .post(
+            "/jobs/live/promote",
+            Some(api.token),
+            Some(r#"{"shadow": "hpa"}"#),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    wait_for(
+        async || shared.status().policy.name == "hpa",
+        "hpa to decide as the active policy",
+    )
+    .await;
+    assert!(shared.status().shadows.is_empty());
+    let kinds: Vec<String> = store
+        .policy_events("live")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec!["swap-refused", "swap", "rollback", "promote"]);
+
+    let (s, body) = api.get("/jobs/live/decisions?limit=5&role=hpa").await;
+    assert_eq!(s, 200);
+    assert!(body.as_array().unwrap().iter().all(|d| d["role"] == "hpa"));
+    let metrics = api
+        .client
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("daedalus_policy_events_total{job=\"live\",kind=\"rollback\"} 1"));
+    assert!(metrics.contains("daedalus_decisions_total{job=\"live\",kind=\"hpa\"}"));
+
+    tx.send(true).unwrap();
+    task.await.unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// Editing the policy file swaps the policy at the next tick (notify); a broken file is
+/// refused and recorded, and the running policy is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_policy_file_swaps_it_and_a_broken_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.wasm");
+    std::fs::copy(policy_path("ds2"), &policy).unwrap();
+    let job = sim_job("watched", &policy, "", "speedup = 100.0");
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &[job],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let built = build_all(&cfg, &parts).await.pop().unwrap();
+    let shared = built.job.shared();
+    let _watcher =
+        daedalus_host::live::watch::watch(vec![(policy.clone(), shared.clone())]).unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_job(built, Duration::from_secs(10), None, rx));
+    wait_for(async || shared.status().policy.name == "ds2", "ds2").await;
+    // Write a new file and rename it over the old one, as build tools do.
+    let tmp = dir.path().join("policy.wasm.tmp");
+    std::fs::copy(policy_path("hpa"), &tmp).unwrap();
+    std::fs::rename(&tmp, &policy).unwrap();
+    wait_for(
+        async || shared.status().policy.name == "hpa",
+        "the swap to hpa",
+    )
+    .await;
+    std::fs::write(&policy, b"\0asm garbage").unwrap();
+    let store = parts.store.clone().unwrap();
+    wait_for(
+        async || {
+            store
+                .policy_events("watched")
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "swap-refused")
+        },
+        "the refusal",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(shared.status().policy.name, "hpa");
+    assert!(
+        shared
+            .status()
+            .recent_decisions
+            .front()
+            .is_some_and(|d| d.error.is_none())
+    );
+    let events = store.policy_events("watched").unwrap();
+    assert!(events[0].detail.starts_with("file-watch"), "{events:?}");
+    tx.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// Reads the simulated job's state file: (parallelism, rescales the engine started).
+fn engine_truth(state_file: &Path) -> (u32, u32) {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_file).unwrap()).unwrap();
+    let p = v["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .max()
+        .unwrap();
+    (p, v["rescales"].as_u64().unwrap() as u32)
+}
+
+struct CrashRun {
+    dir: PathBuf,
+    config: PathBuf,
+    state_file: PathBuf,
+    db: PathBuf,
+}
+
+impl CrashRun {
+    fn new(dir: &Path) -> CrashRun {
+        let profile = dir.join("quiet.toml");
+        // The bundled Flink profile without metric noise, so a policy's decisions depend on
+        // the load only and runs with and without crashes end in the same state.
+        let text = std::fs::read_to_string(workspace_root().join("host/profiles/flink.toml"))
+            .unwrap()
+            .replace("metric_noise = 0.02", "metric_noise = 0.0")
+            .replace("downtime_jitter = 0.2", "downtime_jitter = 0.0");
+        std::fs::write(&profile, text).unwrap();
+        let state_file = dir.join("job.json");
+        let db = dir.join("d.db");
+        let cfg = format!(
+            r#"
+tick_secs = 10
+[store]
+path = "{}"
+[[jobs]]
+name = "crashy"
+policy = "{}"
+max_parallelism = 12
+[jobs.simulated]
+profile = "{}"
+trace = "step:low=20000,high=150000,at=200,duration=1500"
+speedup = 50.0
+state_file = "{}"
+"#,
+            db.display(),
+            policy_path("ds2").display(),
+            profile.display(),
+            state_file.display()
+        );
+        let config = dir.join("daedalus.toml");
+        std::fs::write(&config, cfg).unwrap();
+        CrashRun {
+            dir: dir.to_path_buf(),
+            config,
+            state_file,
+            db,
+        }
+    }
+
+    fn host(&self, secs: u64, failpoint: Option<&str>) -> std::process::Child {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_test-host"));
+        cmd.arg(&self.config)
+            .arg(secs.to_string())
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(f) = failpoint {
+            cmd.env("DAEDALUS_FAILPOINT", f);
+        }
+        cmd.spawn().expect("test-host starts")
+    }
+
+    /// Runs until the trace has ended (1500 s at 50x = 30 s, plus margin).
+    fn finish(&self) {
+        let status = self.host(36, None).wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// The host process is killed at random points, including between the engine call and its
+/// record (a failpoint aborts there), and restarted each time: no rescale is lost or made
+/// twice (the host's records match the engine's own count), the decision history has no
+/// duplicate, and the job ends where an uninterrupted run ends.
+#[test]
+fn a_host_killed_at_any_point_resumes_without_losing_or_repeating_a_rescale() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = CrashRun::new(reference_dir.path());
+    reference.finish();
+    let (ref_p, ref_rescales) = engine_truth(&reference.state_file);
+    assert!(
+        ref_rescales >= 1 && ref_p > 1,
+        "the step must make the job scale"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = CrashRun::new(dir.path());
+    // 1. Aborted right after the engine accepted the first rescale, before the host recorded
+    //    the answer.
+    let status = run.host(60, Some("after-actuator-call")).wait().unwrap();
+    assert!(!status.success(), "the failpoint must abort the host");
+    let (_, engine_rescales) = engine_truth(&run.state_file);
+    assert_eq!(engine_rescales, 1, "the engine got the first rescale");
+    {
+        let store = Store::open(&run.db).unwrap();
+        let open = store
+            .open_rescale("crashy")
+            .unwrap()
+            .expect("an open request");
+        assert!(!open.applied, "the answer was never recorded");
+    }
+    // 2. Killed (SIGKILL) at pseudo-random moments.
+    for wait_ms in [2300u64, 4100, 1700, 5300] {
+        let mut child = run.host(60, None);
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // 3. To the end of the trace.
+    run.finish();
+
+    let (p, engine_rescales) = engine_truth(&run.state_file);
+    let store = Store::open(&run.db).unwrap();
+    let recorded = store.rescales("crashy").unwrap();
+    let accepted = recorded
+        .iter()
+        .filter(|r| matches!(r.outcome.as_str(), "applied" | "done" | "timeout"))
+        .count() as u32;
+    assert_eq!(
+        accepted, engine_rescales,
+        "host records {recorded:?} vs {engine_rescales} rescales made by the engine"
+    );
+    assert!(store.open_rescale("crashy").unwrap().is_none());
+    assert!(matches!(recorded[0].outcome.as_str(), "done" | "timeout"));
+    assert_eq!(p, ref_p, "final parallelism with crashes vs without");
+    let decisions = store.decisions("crashy", Some("active"), 100_000).unwrap();
+    let mut at: Vec<u64> = decisions.iter().map(|d| d.at_ms).collect();
+    at.sort_unstable();
+    let n = at.len();
+    at.dedup();
+    assert_eq!(at.len(), n, "a decision was recorded twice");
+    assert!(n >= 60, "only {n} decisions over 1500 s at a 10 s tick");
+}
+
+/// Every shipped example config parses, and the simulated one runs with no engine.
+#[tokio::test(start_paused = true)]
+async fn the_shipped_examples_are_valid_and_the_simulated_one_runs() {
+    let root = workspace_root();
+    for f in ["flink-kafka-local.toml", "simulated.toml"] {
+        RunConfig::load(&root.join("examples").join(f))
+            .unwrap_or_else(|e| panic!("examples/{f}: {e:#}"));
+    }
+    let mut cfg = RunConfig::embedded_default(&root).unwrap();
+    cfg.store = None;
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let mut built = build_all(&cfg, &parts).await;
+    let BuiltJob { mut job, .. } = built.pop().unwrap();
+    let clock = JobClock::accelerated(0, 1.0);
+    for _ in 0..40 {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        job.cycle(clock.now_ms()).await;
+    }
+    assert!(job.latest().is_some(), "the simulated job reports");
+    assert!(job.shared().status().shadows[0].divergence.decisions > 0);
+}
