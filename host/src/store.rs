@@ -58,6 +58,21 @@ pub struct DecisionRecord {
     pub error: Option<String>,
 }
 
+/// A job-level sample of the metric history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Loop clock, ms.
+    pub at_ms: u64,
+    /// Parallelism.
+    pub parallelism: u32,
+    /// Input rate, records/s.
+    pub input_rate: Option<f64>,
+    /// Throughput, records/s.
+    pub throughput: Option<f64>,
+    /// Lag, records.
+    pub lag: Option<f64>,
+}
+
 /// An open (unfinished) rescale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenRescale {
@@ -119,6 +134,10 @@ PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS observations (
     job TEXT NOT NULL, at_ms INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (job, at_ms)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS samples (
+    job TEXT NOT NULL, at_ms INTEGER NOT NULL, parallelism INTEGER NOT NULL,
+    input_rate REAL, throughput REAL, lag REAL,
+    PRIMARY KEY (job, at_ms)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY, job TEXT NOT NULL, at_ms INTEGER NOT NULL, role TEXT NOT NULL,
     policy TEXT NOT NULL, digest TEXT NOT NULL, current INTEGER NOT NULL,
@@ -166,13 +185,46 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an observation.
+    /// Records an observation: in full (per worker and operator; kept for the policies'
+    /// history window) and as a job-level sample (kept for the retention period).
     pub fn put_observation(&self, job: &str, o: &Observation) -> Result<(), StoreError> {
-        self.conn().execute(
+        let c = self.conn();
+        c.execute(
             "INSERT OR REPLACE INTO observations (job, at_ms, data) VALUES (?1, ?2, ?3)",
             params![job, o.at_ms as i64, serde_json::to_string(o)?],
         )?;
+        c.execute(
+            "INSERT OR REPLACE INTO samples (job, at_ms, parallelism, input_rate, throughput, lag) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                job,
+                o.at_ms as i64,
+                o.parallelism,
+                o.input_records_per_sec,
+                o.throughput_records_per_sec,
+                o.lag_records
+            ],
+        )?;
         Ok(())
+    }
+
+    /// The job's job-level samples from `since_ms` on, oldest first.
+    pub fn samples(&self, job: &str, since_ms: u64) -> Result<Vec<Sample>, StoreError> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT at_ms, parallelism, input_rate, throughput, lag FROM samples \
+             WHERE job = ?1 AND at_ms >= ?2 ORDER BY at_ms",
+        )?;
+        let rows = st.query_map(params![job, since_ms as i64], |r| {
+            Ok(Sample {
+                at_ms: r.get::<_, i64>(0)? as u64,
+                parallelism: r.get(1)?,
+                input_rate: r.get(2)?,
+                throughput: r.get(3)?,
+                lag: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The job's observations of the last `window_ms` before its latest one, oldest first.
@@ -456,13 +508,23 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes the job's observations, decisions, finished rescales and policy events older
-    /// than `cutoff_ms` (the job's clock); returns the rows deleted.
-    pub fn prune(&self, job: &str, cutoff_ms: u64) -> Result<usize, StoreError> {
+    /// Deletes the job's samples, decisions, finished rescales and policy events older than
+    /// `cutoff_ms` (the job's clock), and its full observations older than
+    /// `observations_cutoff_ms` (or `cutoff_ms`, if later); returns the rows deleted.
+    pub fn prune(
+        &self,
+        job: &str,
+        cutoff_ms: u64,
+        observations_cutoff_ms: u64,
+    ) -> Result<usize, StoreError> {
         let c = self.conn();
         let cut = cutoff_ms as i64;
         let mut n = c.execute(
             "DELETE FROM observations WHERE job = ?1 AND at_ms < ?2",
+            params![job, observations_cutoff_ms.max(cutoff_ms) as i64],
+        )?;
+        n += c.execute(
+            "DELETE FROM samples WHERE job = ?1 AND at_ms < ?2",
             params![job, cut],
         )?;
         n += c.execute(
@@ -478,6 +540,15 @@ impl Store {
             params![job, cut],
         )?;
         Ok(n)
+    }
+}
+
+impl Store {
+    /// Compacts the file (after pruning) and folds the WAL back into it.
+    pub fn vacuum(&self) -> Result<(), StoreError> {
+        self.conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+        Ok(())
     }
 }
 
@@ -555,9 +626,11 @@ mod tests {
         );
         assert_eq!(s.loop_state::<Vec<u32>>("j").unwrap(), Some(vec![1, 2]));
         assert_eq!(s.policy_events("j").unwrap().len(), 1);
-        let n = s.prune("j", 5000).unwrap();
-        assert_eq!(n, 5 + 5 + 1);
-        assert_eq!(s.recent_observations("j", 1 << 40).unwrap().len(), 5);
+        assert_eq!(s.samples("j", 0).unwrap().len(), 10);
+        let n = s.prune("j", 5000, 8000).unwrap();
+        assert_eq!(n, 8 + 5 + 5 + 1);
+        assert_eq!(s.recent_observations("j", 1 << 40).unwrap().len(), 2);
+        assert_eq!(s.samples("j", 0).unwrap()[0].at_ms, 5000);
         assert!(s.loop_state::<u32>("nobody").unwrap().is_none());
     }
 }

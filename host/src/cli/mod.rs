@@ -1,6 +1,7 @@
 //! Command-line interface (clap derive).
 
 mod bench_cmd;
+mod bench_host_cmd;
 mod calibrate_cmd;
 mod loadgen_cmd;
 mod policy_cmd;
@@ -44,6 +45,8 @@ pub(crate) enum Command {
     /// Run every bundled baseline on every trace and synthetic workload for both engines; write
     /// one table of worker-seconds ratios to the oracle and to static provisioning.
     BenchPolicies(bench_cmd::BenchArgs),
+    /// Measure how many simulated jobs one host sustains at a tick (CPU, memory, database).
+    BenchHost(bench_host_cmd::BenchHostArgs),
     /// Run the live autoscaling loop for the jobs in a config file (collect, decide, apply).
     Run(run_cmd::RunArgs),
     /// Replay a workload trace into a Kafka topic at the trace's rate.
@@ -64,6 +67,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Policy(cmd) => policy_cmd::run(cmd, cache_dir),
         Command::Simulate(args) => simulate_cmd::run_simulate(args, cache_dir),
         Command::BenchPolicies(args) => bench_cmd::run(args, cache_dir),
+        Command::BenchHost(args) => bench_host_cmd::run(args, cache_dir),
         Command::Run(args) => run_cmd::run(args, cache_dir),
         Command::Loadgen(args) => loadgen_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),

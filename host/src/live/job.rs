@@ -988,10 +988,16 @@ impl JobLoop {
         Some(Cycle::Rescaling(status))
     }
 
-    /// Drops the job's stored history older than `cutoff_ms`.
-    pub fn prune(&self, cutoff_ms: u64) {
+    /// Drops the job's stored history older than `cutoff_ms`, and its full observations
+    /// older than twice the policies' history window before `now_ms`.
+    pub fn prune(&self, now_ms: u64, cutoff_ms: u64) {
+        let window = 2 * self.settings.history.as_millis() as u64;
         if let Some(store) = &self.store {
-            match store.prune(&self.settings.name, cutoff_ms) {
+            match store.prune(
+                &self.settings.name,
+                cutoff_ms,
+                now_ms.saturating_sub(window),
+            ) {
                 Ok(n) => {
                     tracing::debug!(job = %self.settings.name, rows = n, "Pruned old history.")
                 }

@@ -207,6 +207,10 @@ pub struct HostParts {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     models: ModelCache,
+    /// Policies already loaded, by digest: jobs running the same component share its compiled
+    /// code (a `LoadedPolicy` clone is a handle), so a thousand jobs do not load it a thousand
+    /// times.
+    loaded: Mutex<BTreeMap<String, crate::policy::LoadedPolicy>>,
 }
 
 impl HostParts {
@@ -223,21 +227,50 @@ impl HostParts {
             store,
             metrics: Arc::new(Metrics::new()),
             models: ModelCache::default(),
+            loaded: Mutex::default(),
         })
     }
 }
 
-fn load_slot(
-    engine: &Arc<PolicyEngine>,
-    path: &std::path::Path,
-    sha256: Option<&str>,
-    what: &str,
-) -> anyhow::Result<Arc<PolicySlot>> {
-    let limits = PolicyLimits::default();
-    let loaded = engine
-        .load_file(path, &limits, sha256)
-        .with_context(|| format!("{what}: cannot load policy {}", path.display()))?;
-    Ok(Arc::new(PolicySlot::new(engine.clone(), loaded, limits)))
+impl HostParts {
+    /// A slot holding the policy at `path` (checked against `sha256`), sharing the compiled
+    /// code with every other job running the same bytes.
+    fn load_slot(
+        &self,
+        path: &std::path::Path,
+        sha256: Option<&str>,
+        what: &str,
+    ) -> anyhow::Result<Arc<PolicySlot>> {
+        let limits = PolicyLimits::default();
+        let context = || format!("{what}: cannot load policy {}", path.display());
+        let bytes = std::fs::read(path).with_context(context)?;
+        let digest = crate::policy::sha256_hex(&bytes);
+        if let Some(want) = sha256
+            && !want.eq_ignore_ascii_case(&digest)
+        {
+            anyhow::bail!(
+                "{}: sha256 mismatch: the config pins {want}, the file is {digest}",
+                context()
+            );
+        }
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let policy = match loaded.get(&digest) {
+            Some(p) => p.clone(),
+            None => {
+                let p = self
+                    .engine
+                    .load_bytes(&bytes, &limits)
+                    .with_context(context)?;
+                loaded.insert(digest, p.clone());
+                p
+            }
+        };
+        Ok(Arc::new(PolicySlot::new(
+            self.engine.clone(),
+            policy,
+            limits,
+        )))
+    }
 }
 
 fn params(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
@@ -261,17 +294,11 @@ pub async fn build_job(
     dry_run_override: bool,
 ) -> anyhow::Result<BuiltJob> {
     let what = format!("job {:?}", job.name);
-    let slot = load_slot(
-        &parts.engine,
-        &job.policy,
-        job.policy_sha256.as_deref(),
-        &what,
-    )?;
+    let slot = parts.load_slot(&job.policy, job.policy_sha256.as_deref(), &what)?;
     let policy = Arc::new(WasmPolicy::new(slot.clone()));
     let mut shadows = Vec::new();
     for c in &job.shadow {
-        let s = load_slot(
-            &parts.engine,
+        let s = parts.load_slot(
             &c.policy,
             c.policy_sha256.as_deref(),
             &format!("{what} shadow {:?}", c.name),
@@ -329,7 +356,15 @@ pub async fn run_job(
     let BuiltJob { mut job, clock } = built;
     let mut stop = stop;
     let wall_tick = tick.div_f64(clock.speedup());
-    let mut interval = tokio::time::interval(wall_tick);
+    // Jobs start at a phase of their tick derived from their name, so a host with many jobs
+    // spreads its cycles instead of running them all at once.
+    let phase = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        job.settings().name.hash(&mut h);
+        wall_tick.mul_f64((h.finish() % 1000) as f64 / 1000.0)
+    };
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, wall_tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let prune_every = (3_600_000 / tick.as_millis().max(1)).max(1) as u64;
     let mut cycles = 0u64;
@@ -342,7 +377,7 @@ pub async fn run_job(
                 if let Some(r) = retention
                     && cycles.is_multiple_of(prune_every)
                 {
-                    job.prune(now.saturating_sub(r.as_millis() as u64));
+                    job.prune(now, now.saturating_sub(r.as_millis() as u64));
                 }
             }
             _ = stop.changed() => break,
