@@ -12,7 +12,7 @@ use clap::Args;
 use daedalus_host::live::{BuiltJob, HostParts, RunConfig, build_job, run_job};
 use daedalus_host::policy::{EngineOptions, PolicyEngine};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Arguments of `bench-host`.
 #[derive(Debug, Args)]
@@ -100,7 +100,7 @@ pub(crate) fn run(
                 built.push(build_job(&cfg, j, &parts, false).await?);
             }
             let cpu0 = cpu_time();
-            let t0 = Instant::now();
+            let t0 = daedalus_host::clock::Stopwatch::start();
             let (tx, rx) = tokio::sync::watch::channel(false);
             let tasks: Vec<_> = built
                 .into_iter()
@@ -209,7 +209,7 @@ fn swap_latency(
             let bytes = if i % 2 == 0 { &b } else { &a };
             let digest = daedalus_host::policy::sha256_hex(bytes);
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            let t0 = Instant::now();
+            let t0 = daedalus_host::clock::Stopwatch::start();
             let tmp = dir.join("policy.tmp");
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, &file)?;
