@@ -6,6 +6,7 @@ mod calibrate_cmd;
 mod loadgen_cmd;
 mod policy_cmd;
 mod policy_new;
+mod replay_cmd;
 mod run_cmd;
 mod simulate_cmd;
 
@@ -49,6 +50,11 @@ pub(crate) enum Command {
     BenchHost(bench_host_cmd::BenchHostArgs),
     /// Run the live autoscaling loop for the jobs in a config file (collect, decide, apply).
     Run(run_cmd::RunArgs),
+    /// Replay a job's recorded live history through the simulator for several policies and the
+    /// oracle (counterfactual), side by side.
+    Replay(replay_cmd::ReplayArgs),
+    /// Scorecards of the arms of a split test, from the jobs' recorded live data.
+    Arms(replay_cmd::ArmsArgs),
     /// Replay a workload trace into a Kafka topic at the trace's rate.
     Loadgen(loadgen_cmd::LoadgenArgs),
     /// Measure a live job (capacity per parallelism, rescale downtimes) and write a simulator
@@ -69,6 +75,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::BenchPolicies(args) => bench_cmd::run(args, cache_dir),
         Command::BenchHost(args) => bench_host_cmd::run(args, cache_dir),
         Command::Run(args) => run_cmd::run(args, cache_dir),
+        Command::Replay(args) => replay_cmd::replay(args, cache_dir),
+        Command::Arms(args) => replay_cmd::arms(args),
         Command::Loadgen(args) => loadgen_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),
     }

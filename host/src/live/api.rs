@@ -11,6 +11,7 @@
 //! | `POST /jobs/{job}/policy` `{"path": "...", "sha256": "...", "params": {...}}` | hot swap (sha256 and params optional; params replace the job's): validated, applied at the next tick, answered then | token |
 //! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy | token |
 //! | `POST /jobs/{job}/pause`, `POST /jobs/{job}/resume` | stop or restart acting (the job still decides and records) | token |
+//! | `GET /arms?since_hours=24&lag_threshold=10000` | split test: each arm's scorecard from live data (jobs' `arm`; needs `[store]`) | read |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) | read |
 //!
 //! "token" endpoints need `Authorization: Bearer <api.token>` and are disabled when no token
@@ -36,6 +37,8 @@ use std::time::Duration;
 pub struct ApiState {
     /// Jobs by name.
     pub jobs: Arc<BTreeMap<String, Arc<JobShared>>>,
+    /// Split-test arm of each job that has one.
+    pub arms: BTreeMap<String, String>,
     /// The database, if configured.
     pub store: Option<Arc<Store>>,
     /// The metrics.
@@ -131,6 +134,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{job}/promote", post(promote))
         .route("/jobs/{job}/pause", post(pause))
         .route("/jobs/{job}/resume", post(resume))
+        .route("/arms", get(arms))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .with_state(state)
 }
@@ -330,4 +334,41 @@ async fn resume(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String
     s.check(&h, true)?;
     s.job(&name)?.set_paused(false);
     Ok(axum::Json(json!({ "ok": "resumed" })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmsQuery {
+    since_hours: Option<f64>,
+    lag_threshold: Option<f64>,
+}
+
+async fn arms(State(s): State<ApiState>, h: HeaderMap, Query(q): Query<ArmsQuery>) -> ApiResult {
+    s.check(&h, false)?;
+    let store = s.store()?;
+    if s.arms.is_empty() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "no job has an `arm` in the config".into(),
+        ));
+    }
+    let hours = q.since_hours.unwrap_or(24.0);
+    if !(hours.is_finite() && hours > 0.0) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "since_hours must be a positive number".into(),
+        ));
+    }
+    // Jobs may run on accelerated clocks: measure the window back from each job's latest cycle.
+    let latest = s
+        .jobs
+        .values()
+        .map(|j| j.status().last_cycle_ms)
+        .max()
+        .unwrap_or(0);
+    let since = latest.saturating_sub((hours * 3.6e6) as u64);
+    let report =
+        super::replay::arm_report(store, &s.arms, since, q.lag_threshold.unwrap_or(10_000.0))
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    Ok(axum::Json(report).into_response())
 }

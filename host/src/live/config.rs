@@ -119,6 +119,10 @@ pub struct JobConfig {
     /// Recommend only for this job (default: the global `dry_run`).
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Arm of a split test this job belongs to (e.g. "A" or "B"; default none), for the
+    /// arms report (`GET /arms`, `daedalus arms`).
+    #[serde(default)]
+    pub arm: Option<String>,
     /// Guardrails applied after every decision (default: bounds only).
     #[serde(default)]
     pub guardrails: Guardrails,
@@ -371,6 +375,14 @@ impl RunConfig {
                 }
             }
         }
+    }
+
+    /// Each job with an arm, and its arm.
+    pub fn arms(&self) -> std::collections::BTreeMap<String, String> {
+        self.jobs
+            .iter()
+            .filter_map(|j| j.arm.clone().map(|a| (j.name.clone(), a)))
+            .collect()
     }
 
     /// The configuration `daedalus run` uses without `--config`: one simulated Flink job on

@@ -10,6 +10,7 @@ pub mod config;
 pub mod guardrails;
 mod job;
 pub mod metrics;
+pub mod replay;
 pub mod shared;
 pub mod watch;
 
@@ -431,6 +432,7 @@ pub async fn run(
             .with_context(|| format!("api.listen: cannot listen on {}", a.listen))?;
         tracing::info!(address = %listener.local_addr()?, mutating = token.is_some(), "API listening.");
         let state = api::ApiState {
+            arms: cfg.arms(),
             jobs: Arc::new(shared),
             store: parts.store.clone(),
             metrics: parts.metrics.clone(),
