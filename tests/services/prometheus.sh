@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prometheus (Debian package) on 127.0.0.1:9090 scraping Flink's Prometheus reporter ports
-# 127.0.0.1:9249-9253 every 2 s, plus PROM_EXTRA_TARGETS (comma-separated host:port, job "extra").
+# Prometheus (Debian package) on 127.0.0.1:9090 scraping every 2 s: Flink's Prometheus reporter
+# ports 127.0.0.1:9249-9253 (job "flink"), the Kafka Streams instances' JMX exporters
+# 127.0.0.1:9400-9407 (job "kstreams", see kstreams.sh), plus PROM_EXTRA_TARGETS
+# (comma-separated host:port, job "extra").
 # No systemd here: the package's service is never used; this script starts the binary itself.
 #   prometheus.sh up | down | status
 # Env: PROM_PORT (default 9090), PROM_EXTRA_TARGETS, DAEDALUS_SERVICES_DIR.
@@ -31,6 +33,8 @@ global: {scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 2s}
 scrape_configs:
   - job_name: flink
     static_configs: [{targets: ['127.0.0.1:9249','127.0.0.1:9250','127.0.0.1:9251','127.0.0.1:9252','127.0.0.1:9253']}]
+  - job_name: kstreams
+    static_configs: [{targets: ['127.0.0.1:9400','127.0.0.1:9401','127.0.0.1:9402','127.0.0.1:9403','127.0.0.1:9404','127.0.0.1:9405','127.0.0.1:9406','127.0.0.1:9407']}]
 $extra
 EOF
   if command -v promtool >/dev/null; then

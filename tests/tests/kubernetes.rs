@@ -125,3 +125,46 @@ async fn statefulsets_use_their_own_path() {
         .unwrap();
     assert_eq!(fake.requests()[0].path, path);
 }
+
+const STS: &str = "/apis/apps/v1/namespaces/streaming/statefulsets/flink-taskmanager/scale";
+
+/// Kafka Streams instances as a StatefulSet's replicas: a rescale patches `spec.replicas`, is
+/// pending until the controller reports them, and a request beyond the partitions is refused
+/// without calling the API. (The readiness collector is left out here: no Prometheus.)
+#[tokio::test]
+async fn instances_scale_a_statefulset_and_wait_for_the_controller() {
+    use daedalus_host::engine::kubernetes::KubernetesInstances;
+    use daedalus_host::engine::{Actuator, ApplyOutcome, Progress, Target};
+    let fake = serve(Reply::Routes(vec![
+        Route::new("GET", STS, 200, &fixture("scale-2.json")),
+        Route::new("PATCH", STS, 200, &fixture("scale-3.json")),
+    ]))
+    .await;
+    let k = KubernetesInstances::new(client(&fake.url, WorkloadKind::StatefulSet), 4);
+    assert!(matches!(
+        k.apply(&Target::job(6)).await.unwrap(),
+        ApplyOutcome::Rejected(_)
+    ));
+    assert!(fake.requests().is_empty(), "nothing sent beyond the partitions");
+    assert_eq!(
+        k.apply(&Target::job(2)).await.unwrap(),
+        ApplyOutcome::AlreadyAtTarget
+    );
+    assert!(matches!(
+        k.apply(&Target::job(3)).await.unwrap(),
+        ApplyOutcome::Applied(_)
+    ));
+    let patch = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(patch.body, r#"{"spec":{"replicas":3}}"#);
+    assert_eq!(k.desired().load(std::sync::atomic::Ordering::SeqCst), 3);
+    // The double still reports 2 replicas: the rescale is pending.
+    assert!(matches!(
+        k.progress(&Target::job(3)).await.unwrap(),
+        Progress::Pending(_)
+    ));
+    assert_eq!(k.progress(&Target::job(2)).await.unwrap(), Progress::Done);
+}

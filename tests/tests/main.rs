@@ -5,6 +5,7 @@ mod control_plane;
 mod engine_faults;
 mod flink_live;
 mod hot_swap;
+mod kstreams_live;
 mod kubernetes;
 mod precompiled_cache;
 mod sandbox;

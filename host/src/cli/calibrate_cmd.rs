@@ -11,7 +11,8 @@ use std::time::Duration;
 /// Arguments of `calibrate`.
 #[derive(Debug, Args)]
 pub(crate) struct CalibrateArgs {
-    /// The `daedalus run` configuration naming the job (its Flink and Kafka sections).
+    /// The `daedalus run` configuration naming the job (a Flink job with its Kafka input, or a
+    /// Kafka Streams job).
     #[arg(long)]
     config: PathBuf,
     /// Which job of the config (default: the only one).
@@ -53,11 +54,21 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<std::process::ExitCode>
         None if cfg.jobs.len() == 1 => &cfg.jobs[0],
         None => anyhow::bail!("--job: the config has several jobs; name one"),
     };
-    let kafka = job
-        .kafka
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("job {:?} has no [jobs.kafka] input to load", job.name))?;
-    let (collector, actuator) = live::connectors(&cfg, job)?;
+    // The input topic to load: a Flink job's [jobs.kafka], a Kafka Streams job's own topic.
+    let (bootstrap, topic_name, engine) = match (&job.kafka, &job.kafka_streams) {
+        (Some(k), _) => (k.bootstrap.clone(), k.topic.clone(), Engine::Flink),
+        (None, Some(k)) => (k.bootstrap.clone(), k.topic.clone(), Engine::KafkaStreams),
+        (None, None) => anyhow::bail!(
+            "job {:?} has no input topic to load ([jobs.kafka] or [jobs.kafka_streams])",
+            job.name
+        ),
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    // Connectors may start processes (a Kafka Streams process group): inside the runtime.
+    let (collector, actuator) = {
+        let _guard = rt.enter();
+        live::connectors(&cfg, job)?
+    };
     let opts = CalibrationOptions {
         parallelisms: args.parallelisms.clone(),
         offered_rate: args.rate,
@@ -65,10 +76,8 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<std::process::ExitCode>
         measure: Duration::from_secs(args.measure_secs),
         rescale_timeout: Duration::from_secs(job.rescale_timeout_secs),
     };
-    let rt = tokio::runtime::Runtime::new()?;
     let (cal, partitions) = rt.block_on(async {
-        let topic =
-            KafkaTopic::connect(&kafka.bootstrap, &kafka.topic, Duration::from_secs(10)).await?;
+        let topic = KafkaTopic::connect(&bootstrap, &topic_name, Duration::from_secs(10)).await?;
         let partitions = topic.partition_count() as u32;
         let cal = calibrate::calibrate(
             collector.as_ref(),
@@ -80,7 +89,7 @@ pub(crate) fn run(args: CalibrateArgs) -> anyhow::Result<std::process::ExitCode>
         .await?;
         Ok::<_, anyhow::Error>((cal, partitions))
     })?;
-    let base = JobProfile::default_for(Engine::Flink);
+    let base = JobProfile::default_for(engine);
     let mut profile = cal
         .profile(&base, &job.name, partitions)
         .ok_or_else(|| anyhow::anyhow!("nothing was measured"))?;

@@ -185,3 +185,85 @@ impl TaskManagerPool for KubernetesPool {
         self.scale.set(now.spec.replicas - 1).await.map(|_| ())
     }
 }
+
+/// Instances as the replicas of a Deployment or StatefulSet (a Kafka Streams application on
+/// Kubernetes): `apply` sets `spec.replicas`; a rescale is done once the controller reports the
+/// replicas and, with a readiness collector, once the consumer group has settled on them.
+pub struct KubernetesInstances {
+    scale: KubeScale,
+    max_instances: u32,
+    desired: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    readiness: Option<super::prometheus::PrometheusCollector>,
+}
+
+impl KubernetesInstances {
+    /// Instances behind `scale`, at most `max_instances` (the partitions).
+    pub fn new(scale: KubeScale, max_instances: u32) -> Self {
+        KubernetesInstances {
+            scale,
+            max_instances,
+            desired: std::sync::Arc::default(),
+            readiness: None,
+        }
+    }
+
+    /// Reports a rescale done only when `collector` sees the group settled at the target.
+    pub fn with_readiness(mut self, collector: super::prometheus::PrometheusCollector) -> Self {
+        self.readiness = Some(collector);
+        self
+    }
+
+    /// The replica count last requested or read (share it with the collector).
+    pub fn desired(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
+        self.desired.clone()
+    }
+
+    /// Reads the current desired replicas into [`KubernetesInstances::desired`].
+    pub async fn refresh(&self) -> Result<u32, EngineError> {
+        let s = self.scale.get().await?;
+        self.desired
+            .store(s.spec.replicas, std::sync::atomic::Ordering::SeqCst);
+        Ok(s.spec.replicas)
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Actuator for KubernetesInstances {
+    async fn apply(&self, target: &super::Target) -> Result<super::ApplyOutcome, EngineError> {
+        let n = target.job;
+        if n == 0 || n > self.max_instances {
+            return Ok(super::ApplyOutcome::Rejected(format!(
+                "{n} replicas: must be within 1..={} (the input partitions)",
+                self.max_instances
+            )));
+        }
+        let from = self.refresh().await?;
+        if from == n {
+            return Ok(super::ApplyOutcome::AlreadyAtTarget);
+        }
+        let s = self.scale.set(n).await?;
+        self.desired
+            .store(s.spec.replicas, std::sync::atomic::Ordering::SeqCst);
+        Ok(super::ApplyOutcome::Applied(format!("{from} -> {n} replicas")))
+    }
+
+    async fn progress(&self, target: &super::Target) -> Result<super::Progress, EngineError> {
+        let s = self.scale.get().await?;
+        if s.status.replicas != target.job || s.spec.replicas != target.job {
+            return Ok(super::Progress::Pending(format!(
+                "{} of {} replicas",
+                s.status.replicas, target.job
+            )));
+        }
+        match &self.readiness {
+            None => Ok(super::Progress::Done),
+            Some(c) => {
+                let v = c.view().await?;
+                Ok(match c.unsettled(&v, target.job) {
+                    None => super::Progress::Done,
+                    Some(why) => super::Progress::Pending(why),
+                })
+            }
+        }
+    }
+}

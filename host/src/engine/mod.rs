@@ -8,12 +8,17 @@
 //!   `loadgen`;
 //! - [`kubernetes`]: a workload's replicas through the `scale` subresource (the TaskManager
 //!   pool on Kubernetes);
+//! - [`prometheus`]: PromQL queries, and a collector for instance-scaled engines (Kafka
+//!   Streams through the JMX exporter);
+//! - [`process_group`]: local instances of a command as an actuator;
 //! - [`simulated`]: the simulator's job model as a live engine (`daedalus run` without one).
 
 mod error;
 pub mod flink;
 pub mod kafka;
 pub mod kubernetes;
+pub mod process_group;
+pub mod prometheus;
 pub mod simulated;
 
 pub use error::EngineError;

@@ -142,6 +142,9 @@ pub struct JobConfig {
     /// A simulated job.
     #[serde(default)]
     pub simulated: Option<SimulatedConfig>,
+    /// A Kafka Streams application, scaled by instances.
+    #[serde(default)]
+    pub kafka_streams: Option<KafkaStreamsConfig>,
     /// The job's input topic.
     #[serde(default)]
     pub kafka: Option<KafkaConfig>,
@@ -184,6 +187,80 @@ pub struct SimulatedConfig {
     /// Where the job keeps its state, so it outlives the host (default: in memory only).
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+}
+
+/// A Kafka Streams application: metrics through Prometheus (the JMX exporter), arrival rate
+/// from the input topic, scaled by instances (a local process group or a Kubernetes workload).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaStreamsConfig {
+    /// Prometheus base URL (default `http://127.0.0.1:9090`).
+    #[serde(default = "default_prometheus")]
+    pub prometheus_url: String,
+    /// The scrape job of the instances (default `kstreams`).
+    #[serde(default = "default_scrape_job")]
+    pub scrape_job: String,
+    /// PromQL overrides (defaults: see `engine::prometheus::Queries`).
+    #[serde(default)]
+    pub queries: crate::engine::prometheus::Queries,
+    /// CPU cores per instance, for the utilization (default 1).
+    #[serde(default = "one_f64")]
+    pub cores_per_instance: f64,
+    /// Broker, `host:port`.
+    pub bootstrap: String,
+    /// Input topic.
+    pub topic: String,
+    /// Partitions of the input topic: more instances than this would idle (required).
+    pub partitions: u32,
+    /// Per-call timeout, ms (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Local instances: the command of one instance (`{index}`, `{port}` substituted), run in
+    /// the config file's folder.
+    #[serde(default)]
+    pub instance_command: Option<Vec<String>>,
+    /// `{port}` of instance 0 (default 9400).
+    #[serde(default = "default_base_port")]
+    pub base_port: u16,
+    /// Seconds an instance gets to stop after SIGTERM (default 30).
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_secs: u64,
+    /// Instances started with the host (default: the job's `min_parallelism`).
+    #[serde(default)]
+    pub initial_instances: Option<u32>,
+    /// Or: a Deployment or StatefulSet on Kubernetes.
+    #[serde(default)]
+    pub workload: Option<KubeWorkload>,
+}
+
+/// A Kubernetes workload scaled through its `scale` subresource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeWorkload {
+    /// API base URL (`kubectl proxy`, e.g. `http://127.0.0.1:8001`).
+    pub api_url: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `deployment` or `stateful-set`.
+    pub kind: crate::engine::kubernetes::WorkloadKind,
+    /// Name.
+    pub name: String,
+    /// File holding a bearer token (the pod's service-account token in-cluster).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+fn default_prometheus() -> String {
+    "http://127.0.0.1:9090".into()
+}
+fn default_scrape_job() -> String {
+    "kstreams".into()
+}
+fn default_base_port() -> u16 {
+    9400
+}
+fn default_stop_timeout() -> u64 {
+    30
 }
 
 /// The embedded database.
@@ -360,6 +437,14 @@ impl RunConfig {
         for j in &mut self.jobs {
             fix(&mut j.policy);
             j.shadow.iter_mut().for_each(|c| fix(&mut c.policy));
+            if let Some(f) = j
+                .kafka_streams
+                .as_mut()
+                .and_then(|k| k.workload.as_mut())
+                .and_then(|w| w.token_file.as_mut())
+            {
+                fix(f);
+            }
             if let Some(sim) = &mut j.simulated {
                 if let Some(f) = &mut sim.state_file {
                     fix(f);
@@ -448,9 +533,26 @@ impl RunConfig {
             if j.rollback_after == 0 {
                 bail!("{at}.rollback_after: must be at least 1");
             }
-            let flink = match (&j.flink, &j.simulated) {
-                (Some(f), None) => f,
-                (None, Some(sim)) => {
+            let flink = match (&j.flink, &j.simulated, &j.kafka_streams) {
+                (Some(f), None, None) => f,
+                (None, None, Some(ks)) => {
+                    if ks.partitions == 0 {
+                        bail!("{at}.kafka_streams.partitions: must be at least 1");
+                    }
+                    if ks.instance_command.is_some() == ks.workload.is_some() {
+                        bail!(
+                            "{at}.kafka_streams: give exactly one of instance_command and workload"
+                        );
+                    }
+                    if ks.instance_command.as_ref().is_some_and(Vec::is_empty) {
+                        bail!("{at}.kafka_streams.instance_command: must not be empty");
+                    }
+                    if !(ks.cores_per_instance.is_finite() && ks.cores_per_instance > 0.0) {
+                        bail!("{at}.kafka_streams.cores_per_instance: must be > 0");
+                    }
+                    continue;
+                }
+                (None, Some(sim), None) => {
                     if !(sim.speedup.is_finite() && sim.speedup > 0.0 && sim.speedup <= 10_000.0) {
                         bail!("{at}.simulated.speedup: must be in (0, 10000]");
                     }
@@ -459,7 +561,9 @@ impl RunConfig {
                     }
                     continue;
                 }
-                _ => bail!("{at}: give exactly one of [jobs.flink] and [jobs.simulated]"),
+                _ => bail!(
+                    "{at}: give exactly one of [jobs.flink], [jobs.kafka_streams] and [jobs.simulated]"
+                ),
             };
             match (&flink.job_id, &flink.job_name) {
                 (Some(_), Some(_)) => bail!("{at}.flink: give job_id or job_name, not both"),
@@ -545,6 +649,56 @@ job_name = "flink-wordcount"
             j.flink.as_ref().unwrap().worker_vertex.as_deref(),
             Some("count")
         );
+    }
+
+    #[test]
+    fn control_plane_sections_are_validated_and_errors_name_the_key() {
+        let sim = r#"
+[[jobs]]
+name = "s"
+policy = "p.wasm"
+max_parallelism = 4
+[jobs.simulated]
+trace = "constant:rate=1000,duration=60"
+"#;
+        let c = RunConfig::parse(sim).unwrap();
+        let s = c.jobs[0].simulated.as_ref().unwrap();
+        assert_eq!((s.profile.as_str(), s.speedup, s.seed), ("flink", 1.0, 1));
+        assert!(c.jobs[0].watch_policy && c.jobs[0].rollback_after == 3);
+        let err = |text: String| format!("{:#}", RunConfig::parse(&text).unwrap_err());
+        let both = format!("{sim}[jobs.flink]\nrest_url = \"http://x\"\njob_name = \"j\"\n");
+        assert!(err(both).contains("exactly one of"));
+        let fast = sim.replace("trace =", "speedup = 0.0\ntrace =");
+        assert!(err(fast).contains("simulated.speedup"));
+        let frozen = format!("{sim}[jobs.guardrails]\nfreeze = [{{ start = \"9\", end = \"10:00\" }}]\n");
+        assert!(err(frozen).contains("guardrails"));
+        let typo = format!("{sim}[jobs.guardrails]\nmax_step = 2\n");
+        assert!(err(typo).contains("max_step"));
+        let api = format!("[api]\nlisten = \"localhost\"\n{sim}");
+        assert!(err(api).contains("api.listen"));
+        let short = format!("[api]\ntoken = \"abc\"\n{sim}");
+        assert!(err(short).contains("api.token"));
+        let twins = sim.replace(
+            "max_parallelism = 4",
+            "max_parallelism = 4\nshadow = [{ name = \"a\", policy = \"x.wasm\" }, { name = \"a\", policy = \"y.wasm\" }]",
+        );
+        assert!(err(twins).contains("shadow[1].name"));
+        let ks = r#"
+[[jobs]]
+name = "k"
+policy = "p.wasm"
+max_parallelism = 4
+[jobs.kafka_streams]
+bootstrap = "127.0.0.1:9092"
+topic = "words"
+partitions = 4
+"#;
+        assert!(err(ks.to_string()).contains("instance_command and workload"));
+        let ks_ok = format!("{ks}instance_command = [\"run\"]\n");
+        let c = RunConfig::parse(&ks_ok).unwrap();
+        let k = c.jobs[0].kafka_streams.as_ref().unwrap();
+        assert_eq!((k.scrape_job.as_str(), k.base_port), ("kstreams", 9400));
+        assert!(err(ks_ok.replace("partitions = 4", "partitions = 0")).contains("partitions"));
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub struct Guardrails {
     /// Daily UTC windows without rescales.
     #[serde(default)]
     pub freeze: Vec<FreezeWindow>,
+    /// Most useful parallelism, set by the connector (a Kafka Streams job cannot use more
+    /// instances than its input has partitions); a proposal above it is clamped as
+    /// `partitions`.
+    #[serde(skip)]
+    pub partition_cap: Option<u32>,
 }
 
 /// A daily window, `HH:MM` UTC; `end` before `start` wraps past midnight.
@@ -154,9 +159,17 @@ impl Guardrails {
     fn guard_value(&self, bounds: Bounds, cur: u32, want: u32, clamped: &mut Vec<String>) -> u32 {
         let mut lo = bounds.min_parallelism;
         let mut hi = bounds.max_parallelism;
-        let bounded = want.clamp(lo, hi);
+        let mut bounded = want.clamp(lo, hi);
         if bounded != want {
             push(clamped, "bounds");
+        }
+        if let Some(cap) = self.partition_cap
+            && bounded > cap
+            && cap >= lo
+        {
+            bounded = cap;
+            hi = hi.min(cap);
+            push(clamped, "partitions");
         }
         if let Some(s) = self.max_step_up {
             hi = hi.min(cur.saturating_add(s)).max(lo);
@@ -446,6 +459,17 @@ mod tests {
         // Both capped at 5 by the step, then aligned down to 4 (6 is out of reach).
         assert_eq!(v.targets.values().copied().collect::<Vec<_>>(), vec![4, 4]);
         assert_eq!(v.clamped_by, vec!["bounds", "max-step-up", "alignment"]);
+    }
+
+    #[test]
+    fn a_partition_cap_clamps_with_its_own_name() {
+        let g = Guardrails {
+            partition_cap: Some(4),
+            ..Default::default()
+        };
+        let mut st = GuardState::default();
+        assert_eq!(run(&g, &mut st, 0, 2, 9), (4, vec!["partitions".to_string()]));
+        assert_eq!(run(&g, &mut st, 0, 2, 3), (3, vec![]));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::sim::profile::{Engine, JobProfile};
 use crate::sim::trace::Trace;
 use crate::store::Store;
 use anyhow::Context;
-use config::{FlinkConfig, JobConfig, RescaleMethod, SimulatedConfig};
+use config::{FlinkConfig, JobConfig, KafkaStreamsConfig, RescaleMethod, SimulatedConfig};
 use metrics::Metrics;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -119,8 +119,67 @@ fn job_connectors(
         (None, Some(sim)) => {
             simulated_connectors(sim, cache).with_context(|| format!("job {:?}", job.name))
         }
-        (None, None) => unreachable!("validated"),
+        (None, None) => match &job.kafka_streams {
+            Some(ks) => kafka_streams_connectors(cfg, job, ks)
+                .with_context(|| format!("job {:?}", job.name)),
+            None => unreachable!("validated"),
+        },
     }
+}
+
+fn kafka_streams_connectors(
+    cfg: &RunConfig,
+    job: &JobConfig,
+    ks: &KafkaStreamsConfig,
+) -> anyhow::Result<Connectors> {
+    use crate::engine::process_group::{GroupSpec, ProcessGroup};
+    use crate::engine::prometheus::{Prometheus, PrometheusCollector};
+    let timeout = Duration::from_millis(ks.timeout_ms);
+    let prom = Prometheus::new(&ks.prometheus_url, timeout)?;
+    let collector = || {
+        PrometheusCollector::new(prom.clone(), &ks.scrape_job, ks.queries.clone(), ks.partitions)
+            .with_cores_per_instance(ks.cores_per_instance)
+    };
+    let input = InputTopic::new(&ks.bootstrap, &ks.topic, timeout);
+    let (actuator, desired): (Box<dyn Actuator>, _) = match (&ks.instance_command, &ks.workload) {
+        (Some(command), _) => {
+            let group = ProcessGroup::new(GroupSpec {
+                command: command.clone(),
+                dir: cfg.base_dir.clone(),
+                base_port: ks.base_port,
+                log_dir: cfg.base_dir.join(format!(".daedalus-instances/{}", job.name)),
+                stop_timeout: Duration::from_secs(ks.stop_timeout_secs),
+                max_instances: ks.partitions,
+            })
+            .with_readiness(collector());
+            let initial = ks
+                .initial_instances
+                .unwrap_or(job.min_parallelism)
+                .clamp(1, ks.partitions);
+            group.start(initial)?;
+            let desired = group.desired();
+            (Box::new(group), desired)
+        }
+        (None, Some(w)) => {
+            let token = match &w.token_file {
+                Some(f) => Some(KubeScale::token_from_file(f)?),
+                None => None,
+            };
+            let k = crate::engine::kubernetes::KubernetesInstances::new(
+                KubeScale::new(&w.api_url, &w.namespace, w.kind, &w.name, token, timeout)?,
+                ks.partitions,
+            )
+            .with_readiness(collector());
+            let desired = k.desired();
+            (Box::new(k), desired)
+        }
+        (None, None) => unreachable!("validated"),
+    };
+    Ok(Connectors {
+        collector: Box::new(collector().with_expected(desired).with_input(input)),
+        actuator,
+        clock: JobClock::real(),
+    })
 }
 
 fn flink_connectors(
@@ -322,7 +381,10 @@ pub async fn build_job(
         rescale_timeout: Duration::from_secs(job.rescale_timeout_secs),
         dry_run: dry_run_override || job.dry_run.unwrap_or(cfg.dry_run),
         params: params(&job.params),
-        guardrails: job.guardrails.clone(),
+        guardrails: crate::live::guardrails::Guardrails {
+            partition_cap: job.kafka_streams.as_ref().map(|k| k.partitions),
+            ..job.guardrails.clone()
+        },
     };
     let mut l = JobLoop::new(settings, conn.collector, conn.actuator, policy)
         .with_metrics(parts.metrics.clone())

@@ -1,0 +1,534 @@
+//! Metrics through Prometheus: a small PromQL client (instant and range queries over the HTTP
+//! API) and [`PrometheusCollector`], which builds a job's observation from per-instance series
+//! (Kafka Streams through the JMX exporter by default; any engine by configuring the queries).
+//!
+//! Series that are absent (a vanished instance, a gap in scraping) are missing data, never
+//! zeros: an instance without a CPU or throughput sample reports `None` for it, and the job is
+//! not ready while the instances Prometheus sees differ from the ones that should run.
+
+use super::kafka::InputTopic;
+use super::{Collected, Collector, EngineError};
+use crate::model::{Observation, OperatorSample, WorkerSample};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// A PromQL client.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    http: reqwest::Client,
+    url: String,
+    timeout: Duration,
+}
+
+/// One series of an instant vector: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Value (NaN and infinities are dropped as missing).
+    pub value: f64,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct VectorItem {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+#[derive(Deserialize)]
+struct MatrixItem {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+impl Prometheus {
+    /// A client for the Prometheus at `url` (e.g. `http://127.0.0.1:9090`).
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, EngineError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| EngineError::Other(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Prometheus {
+            http,
+            url: url.trim_end_matches('/').to_string(),
+            timeout,
+        })
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Data, EngineError> {
+        let endpoint = format!("{}{path}", self.url);
+        let resp = self
+            .http
+            .get(&endpoint)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    EngineError::Timeout {
+                        endpoint: endpoint.clone(),
+                        timeout_ms: self.timeout.as_millis() as u64,
+                    }
+                } else {
+                    EngineError::Unreachable {
+                        endpoint: endpoint.clone(),
+                        detail: e.to_string(),
+                    }
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(|e| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            detail: e.to_string(),
+        })?;
+        let malformed = |detail: String| EngineError::Malformed {
+            endpoint: endpoint.clone(),
+            detail,
+        };
+        let env: Envelope = serde_json::from_str(&body).map_err(|e| {
+            if status >= 400 {
+                EngineError::Status {
+                    endpoint: endpoint.clone(),
+                    status,
+                    body: body.chars().take(200).collect(),
+                }
+            } else {
+                malformed(format!("not a Prometheus API answer: {e}"))
+            }
+        })?;
+        if env.status != "success" {
+            return Err(EngineError::Status {
+                endpoint: endpoint.clone(),
+                status,
+                body: format!(
+                    "{}: {}",
+                    env.error_type.unwrap_or_default(),
+                    env.error.unwrap_or_default()
+                ),
+            });
+        }
+        env.data.ok_or_else(|| malformed("no data".into()))
+    }
+
+    /// An instant query; expects a vector.
+    pub async fn query(&self, promql: &str) -> Result<Vec<Series>, EngineError> {
+        let data = self
+            .get("/api/v1/query", &[("query", promql.to_string())])
+            .await?;
+        let endpoint = format!("{}/api/v1/query", self.url);
+        if data.result_type != "vector" {
+            return Err(EngineError::Malformed {
+                endpoint,
+                detail: format!("{promql:?} gave a {}, not a vector", data.result_type),
+            });
+        }
+        let items: Vec<VectorItem> =
+            serde_json::from_value(data.result).map_err(|e| EngineError::Malformed {
+                endpoint,
+                detail: format!("vector: {e}"),
+            })?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let v: f64 = i.value.1.parse().ok()?;
+                v.is_finite().then_some(Series {
+                    labels: i.metric,
+                    value: v,
+                })
+            })
+            .collect())
+    }
+
+    /// A range query from `start_s` to `end_s` (Unix seconds) every `step_s`; per series, its
+    /// labels and `(time, value)` points (non-finite points dropped).
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start_s: f64,
+        end_s: f64,
+        step_s: f64,
+    ) -> Result<Vec<(BTreeMap<String, String>, Vec<(f64, f64)>)>, EngineError> {
+        let data = self
+            .get(
+                "/api/v1/query_range",
+                &[
+                    ("query", promql.to_string()),
+                    ("start", format!("{start_s:.3}")),
+                    ("end", format!("{end_s:.3}")),
+                    ("step", format!("{step_s}")),
+                ],
+            )
+            .await?;
+        let endpoint = format!("{}/api/v1/query_range", self.url);
+        if data.result_type != "matrix" {
+            return Err(EngineError::Malformed {
+                endpoint,
+                detail: format!("{promql:?} gave a {}, not a matrix", data.result_type),
+            });
+        }
+        let items: Vec<MatrixItem> =
+            serde_json::from_value(data.result).map_err(|e| EngineError::Malformed {
+                endpoint,
+                detail: format!("matrix: {e}"),
+            })?;
+        Ok(items
+            .into_iter()
+            .map(|i| {
+                let pts = i
+                    .values
+                    .into_iter()
+                    .filter_map(|(t, v)| v.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| (t, v)))
+                    .collect();
+                (i.metric, pts)
+            })
+            .collect())
+    }
+}
+
+/// The PromQL of a [`PrometheusCollector`]. Per-instance queries must keep the `instance`
+/// label; `{job}` is replaced by the scrape job's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queries {
+    /// CPU of each instance, in cores (divided by `cores_per_instance` for the utilization).
+    #[serde(default = "q_cpu")]
+    pub cpu: String,
+    /// Records each instance processes per second.
+    #[serde(default = "q_throughput")]
+    pub throughput: String,
+    /// Alive stream threads of each instance (0: the instance is not processing).
+    #[serde(default = "q_threads")]
+    pub threads: String,
+    /// Partitions assigned to each instance (group membership after a rebalance).
+    #[serde(default = "q_assigned")]
+    pub assigned: String,
+    /// The group's total lag, records (one series).
+    #[serde(default = "q_lag")]
+    pub lag: String,
+}
+
+fn q_cpu() -> String {
+    "rate(process_cpu_seconds_total{job=\"{job}\"}[10s])".into()
+}
+// Names as the JMX exporter (1.0.1, `lowercaseOutputName`) writes Kafka Streams' MBeans:
+// `<domain>_<type>_<attribute>`, the other bean keys as labels. `>= 0` drops NaN samples (a
+// meter with no events yet), so a series without data is missing rather than NaN. The
+// restore consumers are excluded: their lag is the changelog's, not the input's.
+fn q_throughput() -> String {
+    "sum by (instance) (kafka_streams_stream_thread_metrics_process_rate{job=\"{job}\"} >= 0)"
+        .into()
+}
+fn q_threads() -> String {
+    "sum by (instance) (kafka_streams_stream_metrics_alive_stream_threads{job=\"{job}\"})".into()
+}
+fn q_assigned() -> String {
+    "sum by (instance) (kafka_consumer_consumer_coordinator_metrics_assigned_partitions{job=\"{job}\",client_id!~\".*restore-consumer\"})"
+        .into()
+}
+fn q_lag() -> String {
+    "sum(kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",client_id!~\".*restore-consumer\"} >= 0)"
+        .into()
+}
+
+impl Default for Queries {
+    fn default() -> Self {
+        Queries {
+            cpu: q_cpu(),
+            throughput: q_throughput(),
+            threads: q_threads(),
+            assigned: q_assigned(),
+            lag: q_lag(),
+        }
+    }
+}
+
+/// Collects a Kafka Streams application (or any instance-scaled engine) through Prometheus.
+///
+/// The observation: one worker per instance (CPU utilization and records/s), one operator
+/// `app` at the instance count, the lag, and the arrival rate from the input topic's end
+/// offsets. Not ready while the instances reporting differ from the expected count, while an
+/// instance has no alive stream thread, or while the partitions are not all assigned (a
+/// rebalance).
+pub struct PrometheusCollector {
+    prom: Prometheus,
+    job: String,
+    queries: Queries,
+    cores_per_instance: f64,
+    partitions: u32,
+    expected: Option<Arc<AtomicU32>>,
+    input: Option<InputTopic>,
+    last: Mutex<Option<(u64, i64)>>,
+}
+
+/// What the instances report, by `instance` label.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceView {
+    /// CPU, cores.
+    pub cpu: BTreeMap<String, f64>,
+    /// Records/s.
+    pub throughput: BTreeMap<String, f64>,
+    /// Alive threads.
+    pub threads: BTreeMap<String, f64>,
+    /// Assigned partitions.
+    pub assigned: BTreeMap<String, f64>,
+    /// Total lag.
+    pub lag: Option<f64>,
+}
+
+fn by_instance(series: Vec<Series>) -> BTreeMap<String, f64> {
+    series
+        .into_iter()
+        .map(|s| (s.labels.get("instance").cloned().unwrap_or_default(), s.value))
+        .collect()
+}
+
+impl PrometheusCollector {
+    /// A collector for scrape job `job` whose input topic has `partitions` partitions.
+    pub fn new(prom: Prometheus, job: &str, queries: Queries, partitions: u32) -> Self {
+        PrometheusCollector {
+            prom,
+            job: job.into(),
+            queries,
+            cores_per_instance: 1.0,
+            partitions,
+            expected: None,
+            input: None,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// CPU cores each instance may use (default 1).
+    pub fn with_cores_per_instance(mut self, cores: f64) -> Self {
+        self.cores_per_instance = cores.max(1e-3);
+        self
+    }
+
+    /// The instance count that should run (shared with the actuator).
+    pub fn with_expected(mut self, expected: Arc<AtomicU32>) -> Self {
+        self.expected = Some(expected);
+        self
+    }
+
+    /// Follows the input topic for the arrival rate.
+    pub fn with_input(mut self, input: InputTopic) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    fn q(&self, template: &str) -> String {
+        template.replace("{job}", &self.job)
+    }
+
+    /// What the instances report now.
+    pub async fn view(&self) -> Result<InstanceView, EngineError> {
+        let q = [
+            self.q(&self.queries.cpu),
+            self.q(&self.queries.throughput),
+            self.q(&self.queries.threads),
+            self.q(&self.queries.assigned),
+            self.q(&self.queries.lag),
+        ];
+        let (cpu, thr, threads, assigned, lag) = tokio::join!(
+            self.prom.query(&q[0]),
+            self.prom.query(&q[1]),
+            self.prom.query(&q[2]),
+            self.prom.query(&q[3]),
+            self.prom.query(&q[4]),
+        );
+        Ok(InstanceView {
+            cpu: by_instance(cpu?),
+            throughput: by_instance(thr?),
+            threads: by_instance(threads?),
+            assigned: by_instance(assigned?),
+            lag: lag?.first().map(|s| s.value),
+        })
+    }
+
+    /// Why the group is not settled at `n` instances, or `None` when every one of them is
+    /// processing and the partitions are all assigned.
+    pub fn unsettled(&self, v: &InstanceView, n: u32) -> Option<String> {
+        let alive: Vec<&String> = v
+            .threads
+            .iter()
+            .filter(|(_, t)| **t >= 1.0)
+            .map(|(i, _)| i)
+            .collect();
+        if alive.len() as u32 != n {
+            return Some(format!(
+                "{} of {n} instances have a live stream thread",
+                alive.len()
+            ));
+        }
+        let assigned: f64 = alive.iter().filter_map(|i| v.assigned.get(*i)).sum();
+        let busy = alive
+            .iter()
+            .filter(|i| v.assigned.get(**i).is_some_and(|a| *a >= 1.0))
+            .count() as u32;
+        // Each instance gets a partition when there are enough; all partitions are assigned.
+        if (assigned.round() as u32) < self.partitions || busy < n.min(self.partitions) {
+            return Some(format!(
+                "rebalancing: {assigned:.0} of {} partitions assigned over {busy} instances",
+                self.partitions
+            ));
+        }
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl Collector for PrometheusCollector {
+    async fn collect(&self, now_ms: u64) -> Result<Collected, EngineError> {
+        let arrival = match &self.input {
+            Some(t) => match t.end_offsets().await {
+                Ok(ends) => {
+                    let total: i64 = ends.values().sum();
+                    let prev = self
+                        .last
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .replace((now_ms, total));
+                    prev.and_then(|(t0, e0)| {
+                        let dt = now_ms.saturating_sub(t0) as f64 / 1000.0;
+                        (dt > 0.0 && total >= e0).then(|| (total - e0) as f64 / dt)
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Input topic unavailable; arrival rate missing.");
+                    None
+                }
+            },
+            None => None,
+        };
+        let v = self.view().await?;
+        let expected = self
+            .expected
+            .as_ref()
+            .map(|e| e.load(Ordering::SeqCst))
+            .unwrap_or_else(|| v.threads.values().filter(|t| **t >= 1.0).count() as u32);
+        if expected == 0 {
+            return Ok(Collected::NotReady {
+                reason: "no instance runs".into(),
+                parallelism: Some(0),
+            });
+        }
+        if let Some(reason) = self.unsettled(&v, expected) {
+            return Ok(Collected::NotReady {
+                reason,
+                parallelism: Some(expected),
+            });
+        }
+        let instances: Vec<&String> = v
+            .threads
+            .iter()
+            .filter(|(_, t)| **t >= 1.0)
+            .map(|(i, _)| i)
+            .collect();
+        let workers: Vec<WorkerSample> = instances
+            .iter()
+            .map(|i| WorkerSample {
+                worker_id: (*i).clone(),
+                cpu_utilization: v
+                    .cpu
+                    .get(*i)
+                    .map(|c| (c / self.cores_per_instance).clamp(0.0, 1.0)),
+                throughput_records_per_sec: v.throughput.get(*i).copied(),
+            })
+            .collect();
+        let thr: Option<f64> = if instances.iter().all(|i| v.throughput.contains_key(*i)) {
+            Some(instances.iter().map(|i| v.throughput[*i]).sum())
+        } else {
+            None
+        };
+        let n = instances.len() as u32;
+        Ok(Collected::Ready(Observation {
+            at_ms: now_ms,
+            parallelism: n,
+            input_records_per_sec: arrival,
+            throughput_records_per_sec: thr,
+            lag_records: v.lag,
+            workers,
+            operators: vec![OperatorSample {
+                operator_id: "app".into(),
+                upstream: Vec::new(),
+                parallelism: n,
+                max_parallelism: self.partitions,
+                busy_ratio: None,
+                backpressure_ratio: None,
+                records_in_per_sec: thr,
+                records_out_per_sec: None,
+            }],
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(threads: &[(&str, f64)], assigned: &[(&str, f64)]) -> InstanceView {
+        let m = |xs: &[(&str, f64)]| xs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        InstanceView {
+            threads: m(threads),
+            assigned: m(assigned),
+            ..InstanceView::default()
+        }
+    }
+
+    #[test]
+    fn settled_only_when_every_instance_runs_and_all_partitions_are_assigned() {
+        let c = PrometheusCollector::new(
+            Prometheus::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap(),
+            "ks",
+            Queries::default(),
+            4,
+        );
+        let ok = view(&[("a", 1.0), ("b", 1.0)], &[("a", 2.0), ("b", 2.0)]);
+        assert_eq!(c.unsettled(&ok, 2), None);
+        assert!(c.unsettled(&ok, 3).unwrap().contains("2 of 3"));
+        let moving = view(&[("a", 1.0), ("b", 1.0)], &[("a", 4.0), ("b", 0.0)]);
+        assert!(c.unsettled(&moving, 2).unwrap().contains("rebalancing"));
+        let partial = view(&[("a", 1.0), ("b", 1.0)], &[("a", 1.0), ("b", 2.0)]);
+        assert!(c.unsettled(&partial, 2).is_some());
+        let dead = view(&[("a", 1.0), ("b", 0.0)], &[("a", 4.0)]);
+        assert!(c.unsettled(&dead, 2).is_some());
+        // More instances than partitions: the extra ones idle, and that is settled.
+        let six = view(
+            &[("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0), ("e", 1.0)],
+            &[("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0), ("e", 0.0)],
+        );
+        assert_eq!(c.unsettled(&six, 5), None);
+    }
+
+    #[test]
+    fn default_queries_name_the_job() {
+        let c = PrometheusCollector::new(
+            Prometheus::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap(),
+            "kstreams",
+            Queries::default(),
+            4,
+        );
+        assert!(c.q(&c.queries.threads).contains("job=\"kstreams\""));
+    }
+}
