@@ -631,7 +631,11 @@ fn a_host_killed_at_any_point_resumes_without_losing_or_repeating_a_rescale() {
 #[tokio::test(start_paused = true)]
 async fn the_shipped_examples_are_valid_and_the_simulated_one_runs() {
     let root = workspace_root();
-    for f in ["flink-kafka-local.toml", "kstreams-local.toml", "simulated.toml"] {
+    for f in [
+        "flink-kafka-local.toml",
+        "kstreams-local.toml",
+        "simulated.toml",
+    ] {
         RunConfig::load(&root.join("examples").join(f))
             .unwrap_or_else(|e| panic!("examples/{f}: {e:#}"));
     }

@@ -7,7 +7,9 @@ use daedalus_host::clock::Stopwatch;
 use daedalus_host::engine::kafka::{InputTopic, KafkaTopic};
 use daedalus_host::engine::process_group::{GroupSpec, ProcessGroup};
 use daedalus_host::engine::prometheus::{Prometheus, PrometheusCollector, Queries};
-use daedalus_host::engine::{Actuator, ApplyOutcome, Collected, Collector, EngineError, Progress, Target};
+use daedalus_host::engine::{
+    Actuator, ApplyOutcome, Collected, Collector, EngineError, Progress, Target,
+};
 use daedalus_host::live::guardrails::Guardrails;
 use daedalus_host::live::{Cycle, JobLoop, JobSettings};
 use daedalus_host::loadgen::{self, LoadgenOptions, LoadgenReport};
@@ -59,6 +61,7 @@ impl App {
             Queries::default(),
             PARTITIONS,
         )
+        .with_topic(&self.input)
     }
 
     fn group(&self, cost_us: u32) -> ProcessGroup {
@@ -111,14 +114,21 @@ async fn ready_at(c: &PrometheusCollector, n: u32, within: Duration, app: &App) 
     let clock = Stopwatch::start();
     let mut last = String::new();
     while clock.elapsed() < within {
+        // Ready, and every instance has a CPU sample (its rate needs two scrapes).
         match c.collect(now_ms()).await {
-            Ok(Collected::Ready(o)) if o.parallelism == n => return o,
+            Ok(Collected::Ready(o))
+                if o.parallelism == n && o.workers.iter().all(|w| w.cpu_utilization.is_some()) =>
+            {
+                return o;
+            }
             other => last = format!("{other:?}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let logs: String = (0..PARTITIONS)
-        .filter_map(|i| std::fs::read_to_string(app.logs.path().join(format!("instance-{i}.log"))).ok())
+        .filter_map(|i| {
+            std::fs::read_to_string(app.logs.path().join(format!("instance-{i}.log"))).ok()
+        })
         .map(|l| l.lines().rev().take(15).collect::<Vec<_>>().join("\n"))
         .collect::<Vec<_>>()
         .join("\n---\n");
@@ -129,7 +139,10 @@ async fn ready_at(c: &PrometheusCollector, n: u32, within: Duration, app: &App) 
 async fn rescale(g: &ProcessGroup, n: u32, within: Duration) -> f64 {
     let clock = Stopwatch::start();
     let t = Target::job(n);
-    assert!(matches!(g.apply(&t).await.unwrap(), ApplyOutcome::Applied(_)));
+    assert!(matches!(
+        g.apply(&t).await.unwrap(),
+        ApplyOutcome::Applied(_)
+    ));
     let mut last = String::new();
     while clock.elapsed() < within {
         match g.progress(&t).await {
@@ -158,16 +171,26 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
     let load = app.load(vec![200; 150]);
     let o = ready_at(&c, 1, Duration::from_secs(120), &app).await;
     assert_eq!(o.workers.len(), 1);
-    assert!(o.workers[0].cpu_utilization.is_some_and(|c| c > 0.0), "{o:?}");
+    assert!(
+        o.workers[0].cpu_utilization.is_some_and(|c| c > 0.0),
+        "{o:?}"
+    );
     let up = rescale(&g, 3, Duration::from_secs(120)).await;
     let o = ready_at(&c, 3, Duration::from_secs(60), &app).await;
     assert_eq!(o.workers.len(), 3);
     let view = c.view().await.unwrap();
-    assert_eq!(view.assigned.values().sum::<f64>(), f64::from(PARTITIONS), "{view:?}");
+    assert_eq!(
+        view.assigned.values().sum::<f64>(),
+        f64::from(PARTITIONS),
+        "{view:?}"
+    );
     assert!(view.assigned.values().all(|a| *a >= 1.0), "{view:?}");
     let down = rescale(&g, 2, Duration::from_secs(120)).await;
     let o = ready_at(&c, 2, Duration::from_secs(60), &app).await;
-    assert!(o.throughput_records_per_sec.is_some_and(|t| t > 0.0), "{o:?}");
+    assert!(
+        o.throughput_records_per_sec.is_some_and(|t| t > 0.0),
+        "{o:?}"
+    );
     // A crashed instance is restarted by the group and the group settles again.
     let victim = g.pids().await[1].unwrap();
     std::process::Command::new("pkill")
@@ -199,11 +222,20 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
         {
             break;
         }
-        assert!(clock.elapsed() < Duration::from_secs(120), "the lag never drained");
+        assert!(
+            clock.elapsed() < Duration::from_secs(120),
+            "the lag never drained"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    // The input is drained; the words still in the repartition topic take a moment more.
+    let clock = Stopwatch::start();
+    let mut out = services::count(&app.output);
+    while out < report.sent && clock.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        out = services::count(&app.output);
+    }
     g.shutdown().await;
-    let out = services::count(&app.output);
     assert_eq!(out, report.sent, "words sent vs counts committed");
     eprintln!(
         "kstreams: 1->3 settled in {up:.1} s, 3->2 in {down:.1} s, a killed instance recovered in {recovered:.1} s; {out} records"
@@ -296,7 +328,10 @@ async fn an_instance_crashing_at_start_is_restarted_and_never_settles() {
     g.apply(&Target::job(1)).await.unwrap();
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!matches!(g.progress(&Target::job(1)).await, Ok(Progress::Done)));
+        assert!(!matches!(
+            g.progress(&Target::job(1)).await,
+            Ok(Progress::Done)
+        ));
     }
     assert!(g.restarts() >= 2, "restarts: {}", g.restarts());
     let log = std::fs::read_to_string(dir.path().join("logs/instance-0.log")).unwrap();
@@ -357,7 +392,12 @@ async fn live_loop(policy: &str, params: &[(&str, &str)]) {
     g.scale_to(1).await.unwrap();
     ready_at(&c, 1, Duration::from_secs(120), &app).await;
     let g = Arc::new(g);
-    let mut l = job_loop(Box::new(c), Box::new(ArcActuator(g.clone())), policy, params);
+    let mut l = job_loop(
+        Box::new(c),
+        Box::new(ArcActuator(g.clone())),
+        policy,
+        params,
+    );
     let mut rates = vec![150u64; 40];
     rates.extend(vec![1300; 120]);
     rates.extend(vec![150; 140]);
@@ -368,12 +408,18 @@ async fn live_loop(policy: &str, params: &[(&str, &str)]) {
     let mut log = Vec::new();
     while clock.elapsed() < Duration::from_secs(330) {
         let cycle = l.cycle(now_ms()).await;
-        if let Cycle::Decided { current, target, .. } = &cycle {
+        if let Cycle::Decided {
+            current, target, ..
+        } = &cycle
+        {
             peak = peak.max(*target);
             if clock.elapsed() > Duration::from_secs(170) && *target < peak {
                 down_after_peak = true;
             }
-            log.push(format!("{:.0}s {current}->{target}", clock.elapsed().as_secs_f64()));
+            log.push(format!(
+                "{:.0}s {current}->{target}",
+                clock.elapsed().as_secs_f64()
+            ));
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -383,7 +429,9 @@ async fn live_loop(policy: &str, params: &[(&str, &str)]) {
     assert!(peak >= 2, "{policy} never scaled out: {log:?}");
     assert!(down_after_peak, "{policy} never scaled back in: {log:?}");
     assert!(
-        last.as_ref().and_then(|o| o.lag_records).is_some_and(|lag| lag < 2000.0),
+        last.as_ref()
+            .and_then(|o| o.lag_records)
+            .is_some_and(|lag| lag < 2000.0),
         "{policy}: lag did not drain: {last:?}"
     );
     assert!(report.sent > 100_000);

@@ -145,7 +145,10 @@ async fn instances_scale_a_statefulset_and_wait_for_the_controller() {
         k.apply(&Target::job(6)).await.unwrap(),
         ApplyOutcome::Rejected(_)
     ));
-    assert!(fake.requests().is_empty(), "nothing sent beyond the partitions");
+    assert!(
+        fake.requests().is_empty(),
+        "nothing sent beyond the partitions"
+    );
     assert_eq!(
         k.apply(&Target::job(2)).await.unwrap(),
         ApplyOutcome::AlreadyAtTarget

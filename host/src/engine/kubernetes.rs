@@ -244,7 +244,9 @@ impl super::Actuator for KubernetesInstances {
         let s = self.scale.set(n).await?;
         self.desired
             .store(s.spec.replicas, std::sync::atomic::Ordering::SeqCst);
-        Ok(super::ApplyOutcome::Applied(format!("{from} -> {n} replicas")))
+        Ok(super::ApplyOutcome::Applied(format!(
+            "{from} -> {n} replicas"
+        )))
     }
 
     async fn progress(&self, target: &super::Target) -> Result<super::Progress, EngineError> {

@@ -35,27 +35,59 @@ pub struct GroupSpec {
 struct Slot {
     child: Child,
     restarts: u32,
+    started: crate::clock::Stopwatch,
 }
 
-/// A group of local instances.
+/// An instance younger than this is not counted as settled: right after a (re)start,
+/// Prometheus may still hold the series of the process it replaces.
+const MIN_SETTLE: Duration = Duration::from_secs(6);
+
+/// How often the supervisor looks for instances that exited.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
+
+/// A group of local instances. A supervisor task (started with the group, when a tokio
+/// runtime is running) restarts instances that exit; it ends, stopping the instances, when
+/// the group is dropped.
 pub struct ProcessGroup {
     spec: GroupSpec,
-    slots: Mutex<Vec<Slot>>,
+    slots: Arc<Mutex<Vec<Slot>>>,
     desired: Arc<AtomicU32>,
-    restarts: AtomicU32,
+    restarts: Arc<AtomicU32>,
     readiness: Option<PrometheusCollector>,
 }
 
 impl ProcessGroup {
     /// A group with no instance running yet.
     pub fn new(spec: GroupSpec) -> Self {
-        ProcessGroup {
+        let g = ProcessGroup {
             spec,
-            slots: Mutex::new(Vec::new()),
+            slots: Arc::new(Mutex::new(Vec::new())),
             desired: Arc::new(AtomicU32::new(0)),
-            restarts: AtomicU32::new(0),
+            restarts: Arc::new(AtomicU32::new(0)),
             readiness: None,
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let supervisor = ProcessGroup {
+                spec: g.spec.clone(),
+                slots: g.slots.clone(),
+                desired: g.desired.clone(),
+                restarts: g.restarts.clone(),
+                readiness: None,
+            };
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(SUPERVISE_EVERY).await;
+                    // Only the supervisor holds the slots: the group is gone.
+                    if Arc::strong_count(&supervisor.slots) == 1 {
+                        break;
+                    }
+                    if let Err(e) = supervisor.supervise().await {
+                        tracing::warn!(error = %e, "Cannot restart an instance.");
+                    }
+                }
+            });
         }
+        g
     }
 
     /// Reports a rescale done only when `collector` sees the group settled at the target.
@@ -76,7 +108,12 @@ impl ProcessGroup {
 
     /// Process ids of the running instances, by index.
     pub async fn pids(&self) -> Vec<Option<u32>> {
-        self.slots.lock().await.iter().map(|s| s.child.id()).collect()
+        self.slots
+            .lock()
+            .await
+            .iter()
+            .map(|s| s.child.id())
+            .collect()
     }
 
     fn spawn(&self, index: usize) -> Result<Child, EngineError> {
@@ -145,7 +182,11 @@ impl ProcessGroup {
         self.desired.store(n, Ordering::SeqCst);
         while slots.len() < n as usize {
             let child = self.spawn(slots.len())?;
-            slots.push(Slot { child, restarts: 0 });
+            slots.push(Slot {
+                child,
+                restarts: 0,
+                started: crate::clock::Stopwatch::start(),
+            });
         }
         Ok(())
     }
@@ -162,7 +203,11 @@ impl ProcessGroup {
         }
         while slots.len() < n as usize {
             let child = self.spawn(slots.len())?;
-            slots.push(Slot { child, restarts: 0 });
+            slots.push(Slot {
+                child,
+                restarts: 0,
+                started: crate::clock::Stopwatch::start(),
+            });
         }
         Ok(())
     }
@@ -176,6 +221,7 @@ impl ProcessGroup {
                 s.restarts += 1;
                 tracing::warn!(index, %status, restarts = s.restarts, "Instance exited; restarting it.");
                 s.child = self.spawn(index)?;
+                s.started = crate::clock::Stopwatch::start();
                 restarted += 1;
                 self.restarts.fetch_add(1, Ordering::SeqCst);
             }
@@ -210,11 +256,23 @@ impl Actuator for ProcessGroup {
 
     async fn progress(&self, target: &Target) -> Result<Progress, EngineError> {
         self.supervise().await?;
-        let running = self.slots.lock().await.len() as u32;
+        let (running, youngest) = {
+            let slots = self.slots.lock().await;
+            let youngest = slots.iter().map(|s| s.started.elapsed()).min();
+            (slots.len() as u32, youngest)
+        };
         if running != target.job {
             return Ok(Progress::Pending(format!(
                 "{running} of {} instances running",
                 target.job
+            )));
+        }
+        if self.readiness.is_some()
+            && let Some(age) = youngest.filter(|a| *a < MIN_SETTLE)
+        {
+            return Ok(Progress::Pending(format!(
+                "an instance started {:.1} s ago",
+                age.as_secs_f64()
             )));
         }
         match &self.readiness {
@@ -257,8 +315,14 @@ mod tests {
             g.apply(&Target::job(3)).await.unwrap(),
             ApplyOutcome::Applied(_)
         ));
-        assert_eq!(g.apply(&Target::job(3)).await.unwrap(), ApplyOutcome::AlreadyAtTarget);
-        assert!(matches!(g.apply(&Target::job(5)).await.unwrap(), ApplyOutcome::Rejected(_)));
+        assert_eq!(
+            g.apply(&Target::job(3)).await.unwrap(),
+            ApplyOutcome::AlreadyAtTarget
+        );
+        assert!(matches!(
+            g.apply(&Target::job(5)).await.unwrap(),
+            ApplyOutcome::Rejected(_)
+        ));
         assert_eq!(g.progress(&Target::job(3)).await.unwrap(), Progress::Done);
         let pids = g.pids().await;
         assert_eq!(pids.len(), 3);
@@ -285,7 +349,10 @@ mod tests {
     #[tokio::test]
     async fn an_instance_that_ignores_sigterm_is_killed() {
         let dir = tempfile::tempdir().unwrap();
-        let g = group(dir.path(), &["sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"]);
+        let g = group(
+            dir.path(),
+            &["sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"],
+        );
         g.scale_to(1).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let clock = crate::clock::Stopwatch::start();

@@ -199,7 +199,12 @@ impl Prometheus {
                 let pts = i
                     .values
                     .into_iter()
-                    .filter_map(|(t, v)| v.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| (t, v)))
+                    .filter_map(|(t, v)| {
+                        v.parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite())
+                            .map(|v| (t, v))
+                    })
                     .collect();
                 (i.metric, pts)
             })
@@ -208,7 +213,8 @@ impl Prometheus {
 }
 
 /// The PromQL of a [`PrometheusCollector`]. Per-instance queries must keep the `instance`
-/// label; `{job}` is replaced by the scrape job's name.
+/// label; `{job}` is replaced by the scrape job's name and `{topic}` by the input topic's
+/// (with `.` as `_`, as Kafka writes topic tags).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Queries {
@@ -221,10 +227,10 @@ pub struct Queries {
     /// Alive stream threads of each instance (0: the instance is not processing).
     #[serde(default = "q_threads")]
     pub threads: String,
-    /// Partitions assigned to each instance (group membership after a rebalance).
+    /// Input partitions assigned to each instance (group membership after a rebalance).
     #[serde(default = "q_assigned")]
     pub assigned: String,
-    /// The group's total lag, records (one series).
+    /// The group's total lag on the input topic, records (one series).
     #[serde(default = "q_lag")]
     pub lag: String,
 }
@@ -243,12 +249,15 @@ fn q_throughput() -> String {
 fn q_threads() -> String {
     "sum by (instance) (kafka_streams_stream_metrics_alive_stream_threads{job=\"{job}\"})".into()
 }
+// A consumer reports a per-partition lag only for the partitions it owns, so counting those
+// series per instance, for the input topic only (the app's repartition topics are assigned
+// too), is the group's assignment of the input.
 fn q_assigned() -> String {
-    "sum by (instance) (kafka_consumer_consumer_coordinator_metrics_assigned_partitions{job=\"{job}\",client_id!~\".*restore-consumer\"})"
+    "count by (instance) (kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"})"
         .into()
 }
 fn q_lag() -> String {
-    "sum(kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",client_id!~\".*restore-consumer\"} >= 0)"
+    "sum(kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"} >= 0)"
         .into()
 }
 
@@ -279,6 +288,7 @@ pub struct PrometheusCollector {
     partitions: u32,
     expected: Option<Arc<AtomicU32>>,
     input: Option<InputTopic>,
+    topic: Option<String>,
     last: Mutex<Option<(u64, i64)>>,
 }
 
@@ -300,7 +310,12 @@ pub struct InstanceView {
 fn by_instance(series: Vec<Series>) -> BTreeMap<String, f64> {
     series
         .into_iter()
-        .map(|s| (s.labels.get("instance").cloned().unwrap_or_default(), s.value))
+        .map(|s| {
+            (
+                s.labels.get("instance").cloned().unwrap_or_default(),
+                s.value,
+            )
+        })
         .collect()
 }
 
@@ -315,6 +330,7 @@ impl PrometheusCollector {
             partitions,
             expected: None,
             input: None,
+            topic: None,
             last: Mutex::new(None),
         }
     }
@@ -333,12 +349,23 @@ impl PrometheusCollector {
 
     /// Follows the input topic for the arrival rate.
     pub fn with_input(mut self, input: InputTopic) -> Self {
+        self.topic = Some(input.topic().to_string());
         self.input = Some(input);
         self
     }
 
     fn q(&self, template: &str) -> String {
-        template.replace("{job}", &self.job)
+        let topic = self.topic.as_deref().unwrap_or("").replace('.', "_");
+        template
+            .replace("{job}", &self.job)
+            .replace("{topic}", &topic)
+    }
+
+    /// Names the input topic for the `{topic}` placeholder without following its offsets (a
+    /// readiness-only collector).
+    pub fn with_topic(mut self, topic: &str) -> Self {
+        self.topic = Some(topic.into());
+        self
     }
 
     /// What the instances report now.
@@ -386,8 +413,9 @@ impl PrometheusCollector {
             .iter()
             .filter(|i| v.assigned.get(**i).is_some_and(|a| *a >= 1.0))
             .count() as u32;
-        // Each instance gets a partition when there are enough; all partitions are assigned.
-        if (assigned.round() as u32) < self.partitions || busy < n.min(self.partitions) {
+        // Each partition has exactly one owner (more: the old owner has not let go yet), and
+        // each instance gets one when there are enough.
+        if (assigned.round() as u32) != self.partitions || busy < n.min(self.partitions) {
             return Some(format!(
                 "rebalancing: {assigned:.0} of {} partitions assigned over {busy} instances",
                 self.partitions
@@ -513,6 +541,9 @@ mod tests {
         assert!(c.unsettled(&partial, 2).is_some());
         let dead = view(&[("a", 1.0), ("b", 0.0)], &[("a", 4.0)]);
         assert!(c.unsettled(&dead, 2).is_some());
+        // The old owner still reports partitions the new one already has.
+        let overlap = view(&[("a", 1.0), ("b", 1.0)], &[("a", 4.0), ("b", 2.0)]);
+        assert!(c.unsettled(&overlap, 2).is_some());
         // More instances than partitions: the extra ones idle, and that is settled.
         let six = view(
             &[("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0), ("e", 1.0)],

@@ -670,7 +670,8 @@ trace = "constant:rate=1000,duration=60"
         assert!(err(both).contains("exactly one of"));
         let fast = sim.replace("trace =", "speedup = 0.0\ntrace =");
         assert!(err(fast).contains("simulated.speedup"));
-        let frozen = format!("{sim}[jobs.guardrails]\nfreeze = [{{ start = \"9\", end = \"10:00\" }}]\n");
+        let frozen =
+            format!("{sim}[jobs.guardrails]\nfreeze = [{{ start = \"9\", end = \"10:00\" }}]\n");
         assert!(err(frozen).contains("guardrails"));
         let typo = format!("{sim}[jobs.guardrails]\nmax_step = 2\n");
         assert!(err(typo).contains("max_step"));

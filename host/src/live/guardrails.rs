@@ -468,7 +468,10 @@ mod tests {
             ..Default::default()
         };
         let mut st = GuardState::default();
-        assert_eq!(run(&g, &mut st, 0, 2, 9), (4, vec!["partitions".to_string()]));
+        assert_eq!(
+            run(&g, &mut st, 0, 2, 9),
+            (4, vec!["partitions".to_string()])
+        );
         assert_eq!(run(&g, &mut st, 0, 2, 3), (3, vec![]));
     }
 

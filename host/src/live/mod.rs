@@ -137,8 +137,14 @@ fn kafka_streams_connectors(
     let timeout = Duration::from_millis(ks.timeout_ms);
     let prom = Prometheus::new(&ks.prometheus_url, timeout)?;
     let collector = || {
-        PrometheusCollector::new(prom.clone(), &ks.scrape_job, ks.queries.clone(), ks.partitions)
-            .with_cores_per_instance(ks.cores_per_instance)
+        PrometheusCollector::new(
+            prom.clone(),
+            &ks.scrape_job,
+            ks.queries.clone(),
+            ks.partitions,
+        )
+        .with_cores_per_instance(ks.cores_per_instance)
+        .with_topic(&ks.topic)
     };
     let input = InputTopic::new(&ks.bootstrap, &ks.topic, timeout);
     let (actuator, desired): (Box<dyn Actuator>, _) = match (&ks.instance_command, &ks.workload) {
@@ -147,7 +153,9 @@ fn kafka_streams_connectors(
                 command: command.clone(),
                 dir: cfg.base_dir.clone(),
                 base_port: ks.base_port,
-                log_dir: cfg.base_dir.join(format!(".daedalus-instances/{}", job.name)),
+                log_dir: cfg
+                    .base_dir
+                    .join(format!(".daedalus-instances/{}", job.name)),
                 stop_timeout: Duration::from_secs(ks.stop_timeout_secs),
                 max_instances: ks.partitions,
             })
