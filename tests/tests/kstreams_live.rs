@@ -420,6 +420,12 @@ async fn live_loop(policy: &str, params: &[(&str, &str)]) {
                 "{:.0}s {current}->{target}",
                 clock.elapsed().as_secs_f64()
             ));
+        } else {
+            // Why the loop did not decide, once per change of reason.
+            let why = format!("{cycle:?}");
+            if log.last().is_none_or(|l: &String| !l.ends_with(&why)) {
+                log.push(format!("{:.0}s {why}", clock.elapsed().as_secs_f64()));
+            }
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
