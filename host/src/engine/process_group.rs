@@ -351,10 +351,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let g = group(
             dir.path(),
-            &["sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"],
+            &[
+                "sh",
+                "-c",
+                "trap '' TERM; touch trapped; sleep 30 & wait; sleep 30",
+            ],
         );
         g.scale_to(1).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Only once the trap is set (a loaded machine may take a while to start the shell).
+        while !dir.path().join("trapped").exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let clock = crate::clock::Stopwatch::start();
         g.scale_to(0).await.unwrap();
         assert!(clock.elapsed() >= Duration::from_secs(2));
