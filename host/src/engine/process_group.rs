@@ -180,6 +180,11 @@ impl ProcessGroup {
             .try_lock()
             .map_err(|_| EngineError::Other("the group is busy".into()))?;
         self.desired.store(n, Ordering::SeqCst);
+        self.grow(&mut slots, n)
+    }
+
+    /// Starts instances until `slots` holds `n`.
+    fn grow(&self, slots: &mut Vec<Slot>, n: u32) -> Result<(), EngineError> {
         while slots.len() < n as usize {
             let child = self.spawn(slots.len())?;
             slots.push(Slot {
@@ -201,15 +206,7 @@ impl ProcessGroup {
             let index = slots.len();
             self.stop(index, s.child).await;
         }
-        while slots.len() < n as usize {
-            let child = self.spawn(slots.len())?;
-            slots.push(Slot {
-                child,
-                restarts: 0,
-                started: crate::clock::Stopwatch::start(),
-            });
-        }
-        Ok(())
+        self.grow(&mut slots, n)
     }
 
     /// Restarts the instances that exited on their own; returns how many.
@@ -341,9 +338,23 @@ mod tests {
         let now = g.pids().await;
         assert_eq!(now[0], pids[0]);
         assert_ne!(now[1], pids[1]);
+        // The restarted shell writes its line (a loaded machine may take a moment to start it).
+        let log = dir.path().join("logs/instance-1.log");
+        let lines = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| *l == "1 9401")
+                .count()
+        };
+        for _ in 0..100 {
+            if lines() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         g.shutdown().await;
-        let log = std::fs::read_to_string(dir.path().join("logs/instance-1.log")).unwrap();
-        assert_eq!(log.lines().filter(|l| *l == "1 9401").count(), 2);
+        assert_eq!(lines(), 2);
     }
 
     #[tokio::test]
