@@ -90,10 +90,11 @@ up() {
   nohup java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$K/log4j2.properties" "-Dkafka.logs.dir=$K/logs" \
     -cp "$K/libs/*" kafka.Kafka "$K/server.properties" >"$K/logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
+  local pid=$!
+  echo "$pid" >"$PIDFILE"
   local end=$((SECONDS + 120))
   until port_open "$PORT" && list_topics >/dev/null 2>&1; do
-    pidfile_alive "$PIDFILE" || die "kafka exited during startup" "$K/logs/stdout.log" "$K/logs/server.log"
+    started_alive "$pid" || die "kafka exited during startup" "$K/logs/stdout.log" "$K/logs/server.log"
     [ $SECONDS -lt $end ] || die "kafka not ready after 120 s" "$K/logs/server.log"
     sleep 0.5
   done

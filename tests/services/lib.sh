@@ -38,6 +38,15 @@ pidfile_alive() {
   return 1
 }
 
+# started_alive PID: a process this script just started in the background is still running.
+# Not pid_ok: until the child has exec'd, its cmdline is still this shell's, which would read
+# as "exited". A child that did exit stays a zombie (nothing waits for it), so check the state.
+started_alive() {
+  local s
+  s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+  [ -n "$s" ] && [ "$s" != Z ]
+}
+
 # stop_pidfile FILE [TIMEOUT_S]: SIGTERM every pid in FILE, SIGKILL after the timeout, remove FILE.
 stop_pidfile() {
   local f=$1 t=${2:-30} p pids=() i

@@ -56,10 +56,11 @@ up() {
   nohup prometheus --config.file="$P/prometheus.yml" --storage.tsdb.path="$P/data" \
     --web.listen-address="127.0.0.1:$PORT" --storage.tsdb.retention.time=2h \
     >"$P/prometheus.log" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
+  local pid=$!
+  echo "$pid" >"$PIDFILE"
   local end=$((SECONDS + 30))
   until ready; do
-    pidfile_alive "$PIDFILE" || die "prometheus exited during startup" "$P/prometheus.log"
+    started_alive "$pid" || die "prometheus exited during startup" "$P/prometheus.log"
     [ $SECONDS -lt $end ] || die "prometheus not ready after 30 s" "$P/prometheus.log"
     sleep 0.2
   done
