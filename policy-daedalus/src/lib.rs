@@ -6,11 +6,11 @@
 //!    CPU ([`capacity`]), the input-rate series ([`forecast`]), the statistics of
 //!    `input - throughput` and the recovery being watched ([`anomaly`]).
 //! 2. **Analyze**: job capacity at the current scale-out (skew-aware), capacity per candidate,
-//!    the forecast (ARIMA or linear trend by WAPE).
+//!    the forecast (ARIMA, linear trend or last value held, by WAPE at the horizon).
 //! 3. **Plan** ([`plan`]): the smallest scale-out that recovers within the target
 //!    ([`recovery`]), covers the forecast peak during recovery and over the horizon, behind the
-//!    cooldown, keep-if-sufficient and no-scale-down-with-backlog guards; the maximum when
-//!    nothing qualifies.
+//!    cooldown, keep-if-sufficient and no-scale-down-with-backlog guards; the largest capacity
+//!    when nothing qualifies.
 //! 4. **Self-adapt**: after each rescale the observed recovery time moves the downtime estimate
 //!    of that direction by one second (bounded).
 //!
@@ -27,6 +27,36 @@
 //! capacities at two scale-outs are interpolated and extended rather than extrapolated
 //! linearly; when no candidate covers the whole forecast, the smallest recovering one is taken
 //! instead of the maximum (`fallback = max` restores the reference).
+//!
+//! Beyond the reference (each a param, with its default and the value that turns it off):
+//!
+//! - **Falling behind** (`react_secs` 30, off: 0): when the lag has grown for `react_secs`, all
+//!   after the last rescale, and exceeds `backlog_tolerance_secs` of input, the policy plans at
+//!   once, past its loop period, the cooldown and the keep window, with every candidate's
+//!   capacity scaled by the throughput the job actually reaches over the model's estimate. The
+//!   reference waits up to its 60 s loop plus the 180 s cooldown while the lag grows.
+//! - **Forecast margin** (`forecast_margin` 1.0, off: 0): a scale-out must also cover the forecast
+//!   plus this many robust standard deviations of the input's 10-s movement, grown with the
+//!   square root of the time until the policy could act again. A point forecast of a random
+//!   walk is flat; the reference scaled down to 2% of headroom and then violated the latency.
+//! - **Latency target** (`latency_target_secs`; by default the job's latency objective the host
+//!   hands over, WIT 0.2.0's `latency-objective-ms`, off when there is none; 0 turns it off).
+//!   A candidate must bring the queue back within that much input no more than
+//!   `latency_slack_secs` (60) after the best candidate does; the keep window does not hold
+//!   while the queue exceeds it. The reference has only its 600 s recovery target.
+//! - **Robust trend**: the linear fallback uses the Theil-Sen slope from the latest point and
+//!   follows it only as far ahead as it was measured (a minute), so a level shift is not read
+//!   as a trend and a minute's slope is not extrapolated for ten (see
+//!   [`forecast::linear`]).
+//! - **Forecasts scored at the horizon** (`forecast_scoring` `horizon`, off: `reference`): each
+//!   model (ARIMA, the linear trend, the last value held) is scored by its WAPE over every lead
+//!   of the last two horizons' forecasts, the best is used, and ARIMA's bad-forecast count
+//!   follows that score; the ARIMA order is also re-selected whenever the history has doubled
+//!   since it was chosen. The reference scores only the next minute of a 15-minute forecast
+//!   whose peak sizes the plan (see [`forecast`]).
+//! - **Useful capacity**: a scale-up must add capacity, and when nothing qualifies the target
+//!   is the smallest scale-out with the maximum's capacity, not the maximum: instances beyond
+//!   the partitions only add a rebalance.
 
 pub mod anomaly;
 pub mod capacity;
@@ -50,7 +80,7 @@ impl Policy for Daedalus {
     }
 
     fn decide(input: DecisionInput) -> Result<Decision, PolicyError> {
-        let params = Params::parse(&input.params)?;
+        let params = Params::resolve(&input.params, input.latency_objective_ms)?;
         decide(&params, &input)
     }
 }

@@ -37,13 +37,43 @@ pub struct Params {
     pub min_cpu_spread: f64,
     /// `calm_secs` (30): normal samples in a row that end a recovery.
     pub calm_s: u64,
+    /// `react_secs` (30): when the lag has grown for this long (after the last rescale
+    /// finished) and exceeds `backlog_tolerance_secs` of input, the job is falling behind: the
+    /// policy plans at once, past the loop period, the cooldown and the keep window, and scales
+    /// every candidate's capacity by the throughput actually reached. 0 turns it off (the
+    /// reference waits for its next loop and its cooldown).
+    pub react_ms: u64,
+    /// `latency_target_secs` (`objective`: the job's latency objective from the host, WIT
+    /// 0.2.0's `latency-objective-ms`, off when the operator set none; 0: off; or seconds).
+    /// When set, a candidate must
+    /// bring the queue back within this much input (see `recovery::over_latency_time`) no more
+    /// than `latency_slack_secs` later than the best candidate does. The reference has no
+    /// latency term: a 600 s recovery target lets the latency run far beyond most SLOs.
+    pub latency_target_s: f64,
+    /// `latency_slack_secs` (60, one loop period).
+    pub latency_slack_s: usize,
+    /// `forecast_margin` (1.0): a scale-out must also cover the forecast plus this many
+    /// standard deviations of the input's movement until the policy could act again (the loop
+    /// period plus a scale-up's downtime to keep; plus the cooldown to rescale), the deviation
+    /// growing with the square root of that time as for a random walk (see
+    /// `Forecaster::volatility`). 0 is the reference's point forecast.
+    pub forecast_margin: f64,
     /// `fallback` (`recovering`): when no candidate covers the whole forecast horizon, take the
     /// smallest one (not below the current) that recovers in time and covers the peak during its
     /// recovery; `max` is the reference's maximum scale-out. A forecast that extrapolates a
     /// sudden jump otherwise sends the job to the maximum.
     pub fallback_recovering: bool,
+    /// `staged` (`on`): a scale-up may stop at a smaller scale-out that covers the forecast
+    /// only part of the horizon when the worker-seconds it saves until the forecast outgrows it
+    /// exceed what one more rescale to the long-lived scale-out costs (that scale-out's workers
+    /// for a scale-up's downtime plus its recovery); `off` is the reference, which provisions
+    /// every scale-up for the forecast peak over the whole horizon at once.
+    pub staged: bool,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
-    /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200).
+    /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200),
+    /// `forecast_scoring` (`horizon`: the model with the lowest WAPE over every lead of the
+    /// last two horizons' forecasts; `reference`: ARIMA while the last forecast's first period
+    /// scored below `wape_use`, see the forecast module).
     pub forecast: ForecastParams,
 }
 
@@ -61,6 +91,10 @@ pub const KEYS: &[&str] = &[
     "warm_up_secs",
     "backlog_tolerance_secs",
     "calm_secs",
+    "react_secs",
+    "latency_target_secs",
+    "latency_slack_secs",
+    "forecast_margin",
     "min_cpu_spread",
     "forecast_horizon_secs",
     "linear_horizon_secs",
@@ -69,11 +103,22 @@ pub const KEYS: &[&str] = &[
     "retrain_after",
     "forecast_history_secs",
     "fallback",
+    "forecast_scoring",
+    "staged",
 ];
 
 impl Params {
-    /// Parses and validates.
+    /// Parses and validates, with no latency objective from the host.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, PolicyError> {
+        Self::resolve(pairs, None)
+    }
+
+    /// Parses and validates; `objective_ms` is the job's latency objective from the host,
+    /// which `latency_target_secs = "objective"` (the default) follows.
+    pub fn resolve(
+        pairs: &[(String, String)],
+        objective_ms: Option<u64>,
+    ) -> Result<Self, PolicyError> {
         let p = Raw::new(pairs, KEYS)?;
         let secs = |k: &str, d: u64, lo: u64, hi: u64| p.u64_in(k, d, lo, hi);
         Ok(Params {
@@ -89,9 +134,17 @@ impl Params {
             warm_up_ms: secs("warm_up_secs", 120, 0, 3600)? * 1000,
             backlog_tolerance_s: p.f64_in("backlog_tolerance_secs", 10.0, 0.0, 86_400.0)?,
             calm_s: secs("calm_secs", 30, 1, 3600)?,
+            react_ms: secs("react_secs", 30, 0, 3600)? * 1000,
+            latency_target_s: match p.raw("latency_target_secs") {
+                None | Some("objective") => objective_ms.map_or(0.0, |ms| ms as f64 / 1000.0),
+                Some(_) => p.f64_in("latency_target_secs", 0.0, 0.0, 86_400.0)?,
+            },
+            latency_slack_s: secs("latency_slack_secs", 60, 0, 3600)? as usize,
+            forecast_margin: p.f64_in("forecast_margin", 1.0, 0.0, 10.0)?,
             min_cpu_spread: p.f64_in("min_cpu_spread", 0.03, 0.0, 1.0)?,
             fallback_recovering: p.choice("fallback", "recovering", &["recovering", "max"])?
                 == "recovering",
+            staged: p.choice("staged", "on", &["on", "off"])? == "on",
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,
@@ -100,6 +153,11 @@ impl Params {
                 retrain_after: secs("retrain_after", 15, 1, 10_000)? as u32,
                 max_points: (secs("forecast_history_secs", 7200, 600, 86_400)?
                     / crate::forecast::STEP_S) as usize,
+                score_horizon: p.choice(
+                    "forecast_scoring",
+                    "horizon",
+                    &["horizon", "reference"],
+                )? == "horizon",
             },
         })
     }

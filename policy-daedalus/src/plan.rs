@@ -3,7 +3,7 @@
 use crate::Params;
 use crate::anomaly::Watch;
 use crate::forecast::Forecast;
-use crate::recovery::{Backlog, recovery_time};
+use crate::recovery::{Backlog, over_latency_time, recovery_time};
 use crate::state::State;
 use daedalus_policy_sdk::history::mean_finite;
 use daedalus_policy_sdk::{Decision, DecisionInput, Metric, ParamSpec, PolicyError, PolicyInfo};
@@ -74,6 +74,26 @@ pub fn describe() -> PolicyInfo {
                 "normal samples in a row that end a recovery, s",
             ),
             p(
+                "react_secs",
+                "30",
+                "lag growing this long means falling behind: plan at once (0: off), s",
+            ),
+            p(
+                "latency_target_secs",
+                "objective",
+                "latency objective: prefer candidates that restore it soonest, s; `objective` follows the job's objective from the host (off if none), 0 turns it off",
+            ),
+            p(
+                "latency_slack_secs",
+                "60",
+                "how much later than the best candidate one may restore the latency, s",
+            ),
+            p(
+                "forecast_margin",
+                "1.0",
+                "standard deviations of input movement to cover until the next chance to act",
+            ),
+            p(
                 "min_cpu_spread",
                 "0.03",
                 "CPU standard deviation needed to trust a regression slope",
@@ -95,6 +115,21 @@ pub fn describe() -> PolicyInfo {
                 "forecast_history_secs",
                 "7200",
                 "input-rate history kept for forecasting, s",
+            ),
+            p(
+                "fallback",
+                "recovering",
+                "when no scale-out covers the whole forecast: `recovering` (smallest that recovers in time) or `max` (the reference)",
+            ),
+            p(
+                "staged",
+                "on",
+                "scale up in stages when one more rescale costs less than provisioning for the horizon's peak now (`off`: the reference)",
+            ),
+            p(
+                "forecast_scoring",
+                "horizon",
+                "choose the forecast model by its WAPE over the whole horizon (`horizon`) or by the last forecast's first period (`reference`)",
             ),
         ],
     }
@@ -169,6 +204,39 @@ fn learn(params: &Params, input: &DecisionInput, st: &mut State) {
     }
 }
 
+/// The mean throughput of a job that is falling behind, or `None` when it is not: over the
+/// last `react_secs`, all after the last rescale, the lag grew, the input outran the
+/// throughput, and the lag now exceeds `backlog_tolerance_secs` of input.
+fn falling_behind(params: &Params, input: &DecisionInput, since_ms: Option<u64>) -> Option<f64> {
+    if params.react_ms == 0 || input.rescale.in_progress {
+        return None;
+    }
+    let from = input.now_ms.saturating_sub(params.react_ms);
+    if since_ms.is_some_and(|s| s > from) {
+        return None;
+    }
+    let window: Vec<_> = input.window(params.react_ms).collect();
+    let lags: Vec<f64> = window
+        .iter()
+        .filter_map(|o| o.lag_records.filter(|l| l.is_finite()))
+        .collect();
+    let (first, last) = (*lags.first()?, *lags.last()?);
+    let load = mean_finite(window.iter().map(|o| o.input_records_per_sec))?;
+    // What the job reaches now (the window's start may predate the overload).
+    let thr = mean_finite(
+        input
+            .window(params.react_ms / 3)
+            .map(|o| o.throughput_records_per_sec),
+    )?;
+    let spans = window.last()?.at_ms - window.first()?.at_ms >= params.react_ms / 2;
+    (spans
+        && lags.len() >= 2
+        && last > first
+        && thr < load
+        && last > params.backlog_tolerance_s * load.max(1.0))
+    .then_some(thr)
+}
+
 /// Decides for validated parameters.
 pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, PolicyError> {
     let mut st = State::decode(input.state.as_deref())?;
@@ -182,15 +250,17 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         return hold(&st, "rescale in progress");
     }
     let now = input.now_ms;
-    if st
-        .last_eval_ms
-        .is_some_and(|t| now < t + params.decision_interval_ms && now >= t)
+    let last_rescale = st.last_rescale_ms.max(input.rescale.last_finished_ms);
+    let behind = falling_behind(params, input, last_rescale);
+    if behind.is_none()
+        && st
+            .last_eval_ms
+            .is_some_and(|t| now < t + params.decision_interval_ms && now >= t)
     {
         return Ok(Decision::hold("between evaluations").with_state(st.encode()));
     }
     st.last_eval_ms = Some(now);
-    let last_rescale = st.last_rescale_ms.max(input.rescale.last_finished_ms);
-    if last_rescale.is_some_and(|t| now < t + params.cooldown_ms) {
+    if behind.is_none() && last_rescale.is_some_and(|t| now < t + params.cooldown_ms) {
         return hold(&st, "cooldown after a rescale");
     }
     let p_now = input.current.parallelism.max(1);
@@ -232,10 +302,13 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         st.capacity
             .evaluate(p_now.min(useful_cap), &window_cpu, params.min_cpu_spread);
     }
-    let cap = |i: u32| st.capacity.capacity(i.min(useful_cap));
-    if cap(p_now) <= 0.0 {
+    let model_cap = |i: u32| st.capacity.capacity(i.min(useful_cap));
+    if model_cap(p_now) <= 0.0 {
         return hold(&st, "no capacity information yet");
     }
+    // Falling behind, the job runs at its capacity: what it reaches corrects the model.
+    let shortfall = behind.map_or(1.0, |thr| (thr / model_cap(p_now)).min(1.0));
+    let cap = |i: u32| model_cap(i) * shortfall;
     let forecast = st.forecaster.forecast(now, &params.forecast);
     let load = mean_finite(window.iter().map(|o| o.input_records_per_sec)).unwrap_or(0.0);
     let lag = input
@@ -270,14 +343,50 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     if let Some(w) = st.forecaster.wape.filter(|w| w.is_finite()) {
         metrics.push(Metric::new("forecast-wape", w, "ratio"));
     }
+    for (name, w) in ["arima", "linear", "flat"].iter().zip(forecast.skill.wape) {
+        if let Some(w) = w.filter(|w| w.is_finite()) {
+            metrics.push(Metric::new(&format!("horizon-wape-{name}"), w, "ratio"));
+        }
+    }
     let (d_up, d_down) = (
         st.downtime_up_s.unwrap_or(params.downtime_up_s),
         st.downtime_down_s.unwrap_or(params.downtime_down_s),
     );
     metrics.push(Metric::new("downtime-up", d_up, "s"));
     metrics.push(Metric::new("downtime-down", d_down, "s"));
-    let short_peak = forecast.peak(params.short_forecast_s);
-    if last_rescale.is_some_and(|t| now < t + params.keep_window_ms)
+    if let Some(thr) = behind {
+        metrics.push(Metric::new("falling-behind-throughput", thr, "records/s"));
+        metrics.push(Metric::new("capacity-correction", shortfall, "ratio"));
+    }
+    // The forecast's upper bound over the next `secs`: its peak plus `forecast_margin`
+    // deviations of the input's 10-s movement, grown as for a random walk.
+    let sigma = st.forecaster.volatility(30);
+    let upper = |secs: u64| {
+        forecast.peak(secs as usize)
+            + params.forecast_margin * sigma * (secs as f64 / crate::forecast::STEP_S as f64).sqrt()
+    };
+    let (interval_s, cooldown_s) = (
+        params.decision_interval_ms / 1000,
+        params.cooldown_ms / 1000,
+    );
+    // Until the policy could act on a shortfall: its next loop (or, reacting, `react_secs`)
+    // plus a scale-up's downtime; after a rescale also the cooldown, unless it reacts.
+    let keep_until = if params.react_ms > 0 {
+        (params.react_ms / 1000).min(interval_s)
+    } else {
+        interval_s
+    } + d_up.round() as u64;
+    let rescale_until = keep_until + if params.react_ms > 0 { 0 } else { cooldown_s };
+    if sigma > 0.0 {
+        metrics.push(Metric::new("input-volatility", sigma, "records/s per 10 s"));
+    }
+    let short_peak = forecast
+        .peak(params.short_forecast_s)
+        .max(upper(keep_until));
+    let latency_at_risk = params.latency_target_s > 0.0 && lag > params.latency_target_s * load;
+    if behind.is_none()
+        && !latency_at_risk
+        && last_rescale.is_some_and(|t| now < t + params.keep_window_ms)
         && cap(p_now) > load
         && cap(p_now) > short_peak
     {
@@ -296,26 +405,52 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         forecast: &forecast.values,
     };
     let (lo, hi) = (input.bounds.min_parallelism, input.bounds.max_parallelism);
-    let mut reason = String::from("nothing qualifies: maximum scale-out");
-    let mut choice = hi;
+    let downtime_of = |i: u32| {
+        if i == p_now {
+            0
+        } else if i < p_now {
+            d_down.round() as usize
+        } else {
+            d_up.round() as usize
+        }
+    };
+    // Seconds each candidate needs to bring the latency back within the target, and the best.
+    let allowed = params.latency_target_s * load.max(0.0);
+    let over: Vec<Option<usize>> = (lo..=hi)
+        .map(|i| {
+            (params.latency_target_s > 0.0 && cap(i) > load).then(|| {
+                over_latency_time(&backlog, cap(i), downtime_of(i), i != p_now, allowed)
+                    .unwrap_or(usize::MAX)
+            })
+        })
+        .collect();
+    let best_over = over.iter().flatten().copied().min();
+    if let Some(b) = best_over.filter(|b| *b > 0 && *b < usize::MAX) {
+        metrics.push(Metric::new("latency-restored-best", b as f64, "s"));
+    }
+    // The maximum scale-out's capacity, at the smallest scale-out (not below the current one)
+    // reaching it: instances beyond the useful parallelism (partitions) add downtime and
+    // nothing else.
+    let top = (p_now.clamp(lo, hi)..=hi)
+        .find(|i| cap(*i) >= cap(hi))
+        .unwrap_or(hi);
+    let mut reason = if top == p_now {
+        format!("nothing qualifies: {p_now} already has the most capacity")
+    } else {
+        format!("nothing qualifies: the largest capacity, at {top}")
+    };
+    let mut choice = top;
     let mut chosen_rt = f64::NAN;
     // The smallest candidate that recovers in time and covers the peak during its recovery,
     // for the `recovering` fallback when none covers the whole horizon.
     let mut recovering: Option<(u32, usize)> = None;
     for i in lo..=hi {
         let c = cap(i);
-        if c <= load {
+        if c <= load || (i > p_now && c <= cap(p_now)) {
             continue;
         }
         let rescale = i != p_now;
-        let downtime = if !rescale {
-            0.0
-        } else if i < p_now {
-            d_down
-        } else {
-            d_up
-        };
-        let rt = recovery_time(&backlog, c, downtime.round() as usize, rescale);
+        let rt = recovery_time(&backlog, c, downtime_of(i), rescale);
         metrics.push(Metric::new(&format!("capacity:{i}"), c, "records/s"));
         metrics.push(Metric::new(
             &format!("recovery:{i}"),
@@ -325,7 +460,15 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         let Some(rt) = rt.filter(|r| *r <= params.target_recovery_s) else {
             continue;
         };
+        if let (Some(Some(o)), Some(b)) = (over.get((i - lo) as usize), best_over)
+            && *o > b.saturating_add(params.latency_slack_s)
+        {
+            continue;
+        }
         if c < forecast.peak(rt) {
+            continue;
+        }
+        if c < upper(if rescale { rescale_until } else { keep_until }) {
             continue;
         }
         if i == p_now {
@@ -347,6 +490,31 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
                 "{p_now} -> {i}: smallest scale-out recovering in {rt} s and covering the forecast peak"
             );
             break;
+        }
+    }
+    // Staged scale-up: the smaller scale-out that recovers in time, for as long as the forecast
+    // (with its margin) stays below its capacity, if that saves more worker-seconds than one
+    // more rescale to the long-lived choice costs.
+    if params.staged
+        && choice > p_now
+        && chosen_rt.is_finite()
+        && let Some((i, rt)) = recovering.filter(|(i, _)| *i < choice)
+    {
+        let horizon = forecast.values.len().max(1);
+        let life = (1..=horizon)
+            .find(|s| upper(*s as u64) >= cap(i))
+            .unwrap_or(horizon);
+        let saving = f64::from(choice - i) * life as f64;
+        let penalty = f64::from(choice) * (d_up + chosen_rt);
+        metrics.push(Metric::new("staged-life", life as f64, "s"));
+        metrics.push(Metric::new("staged-saving", saving, "worker-s"));
+        metrics.push(Metric::new("staged-rescale-cost", penalty, "worker-s"));
+        if saving > penalty {
+            reason = format!(
+                "{p_now} -> {i}: staged, recovers in {rt} s and covers the forecast for {life} s (saves {saving:.0} worker-s against {penalty:.0} for one more rescale to {choice})"
+            );
+            choice = i;
+            chosen_rt = rt as f64;
         }
     }
     if !chosen_rt.is_finite()

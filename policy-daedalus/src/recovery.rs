@@ -45,6 +45,35 @@ pub fn recovery_time(
     None
 }
 
+/// Seconds from now until the queue behind a new record is short enough for latency within
+/// the target again: until at most `allowed` records wait (the target times the input rate).
+/// 0 when the queue never exceeds it; `None` when it does not get there within the forecast.
+/// The queue peaks when the downtime ends (lag + replay + arrivals), and is worked off by the
+/// surplus over the forecast, as in [`recovery_time`].
+pub fn over_latency_time(
+    b: &Backlog<'_>,
+    capacity: f64,
+    downtime_s: usize,
+    rescale: bool,
+    allowed: f64,
+) -> Option<usize> {
+    let f = b.forecast;
+    let arriving: f64 = f.iter().take(downtime_s).sum();
+    let replay = if rescale { b.since_checkpoint } else { 0.0 };
+    let excess = replay + arriving + b.lag.max(0.0) - allowed;
+    if excess <= 0.0 {
+        return Some(0);
+    }
+    let mut drained = 0.0;
+    for (k, rate) in f.iter().skip(downtime_s).enumerate() {
+        drained += (capacity - rate).max(0.0);
+        if drained >= excess {
+            return Some(downtime_s + k + 1);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +101,26 @@ mod tests {
             forecast: &zero,
         };
         assert_eq!(recovery_time(&b, 10.0, 5, true), Some(5));
+    }
+
+    #[test]
+    fn over_latency_hand_computed() {
+        let f = vec![100.0; 100];
+        // Lag 3000, replay 500, 10 s downtime brings 1000: 4500 queued; 1500 may wait (a 15 s
+        // target at 100/s). At 400/s the surplus is 300/s: 3000 worked off after 10 s => 20.
+        let b = Backlog {
+            since_checkpoint: 500.0,
+            lag: 3000.0,
+            forecast: &f,
+        };
+        assert_eq!(over_latency_time(&b, 400.0, 10, true, 1500.0), Some(20));
+        // A larger scale-out gets there sooner: surplus 900/s, 3000 after 4 s => 14.
+        assert_eq!(over_latency_time(&b, 1000.0, 10, true, 1500.0), Some(14));
+        // Keeping: 3000 queued, 1500 excess at 300/s => 5 s.
+        assert_eq!(over_latency_time(&b, 400.0, 0, false, 1500.0), Some(5));
+        // A queue within the allowance: never over.
+        assert_eq!(over_latency_time(&b, 400.0, 10, true, 10_000.0), Some(0));
+        // No surplus: never back.
+        assert_eq!(over_latency_time(&b, 100.0, 10, true, 1500.0), None);
     }
 }
