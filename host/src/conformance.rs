@@ -5,7 +5,7 @@
 //! within the bounds (the host's validation); the same input gives the same decision and burns
 //! the same fuel; its own state blob is accepted on the next call; a foreign state blob does not
 //! trap it; an unknown parameter is rejected as `invalid-params`; a long history (1 h of 1-s
-//! samples, 18 workers) fits the default fuel and memory limits. Wall-clock times are measured
+//! samples, 18 workers) fits the fuel and memory limits (the defaults, or those given). Wall-clock times are measured
 //! and reported, never judged (the machine may be busy).
 
 use crate::clock::Stopwatch;
@@ -113,7 +113,16 @@ fn check(name: &'static str, passed: bool, detail: impl Into<String>) -> Check {
 
 /// Runs every check on `policy` with `params`.
 pub fn run(policy: &LoadedPolicy, params: &[(String, String)]) -> Report {
-    let limits = PolicyLimits::default();
+    run_with_limits(policy, params, &PolicyLimits::default())
+}
+
+/// [`run`] under the limits the policy will run with (a job's `limits` in the run config).
+pub fn run_with_limits(
+    policy: &LoadedPolicy,
+    params: &[(String, String)],
+    limits: &PolicyLimits,
+) -> Report {
+    let limits = limits.clone();
     let mut checks = Vec::new();
     let info = policy.info();
     let mut names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();

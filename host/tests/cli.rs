@@ -42,7 +42,7 @@ fn inspect_prints_name_version_wit_digest_and_imports() {
     assert_eq!(code, 0);
     for want in [
         "name:        hpa",
-        "wit version: 0.1.0",
+        "wit version: 0.2.0 (current)",
         "sha256:",
         "import:      wasi:io/",
     ] {
@@ -196,7 +196,7 @@ fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
         "--policies-dir",
         policies.to_str().unwrap(),
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("pass bounds") && out.contains("oracle"),
         "{out}"
@@ -219,44 +219,27 @@ fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
 /// Scaffold -> native tests -> component build -> conformance, as a stranger would do it.
 #[test]
 fn policy_new_scaffolds_a_project_that_builds_and_passes_the_kit() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, out, err) = daedalus(&[
-        "policy",
-        "new",
-        "lag-rule",
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("created"), "{out}");
-    let project = dir.path().join("lag-rule");
-    let wit = std::fs::read_to_string(project.join("wit/world.wit")).unwrap();
-    assert!(wit.contains("package daedalus:autoscaler@0.1.0"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let run = |args: &[&str]| {
-        let out = Command::new(&cargo)
-            .args(args)
-            .current_dir(&project)
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "cargo {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&["test", "-q"]);
-    run(&["build", "-q", "--release", "--target", "wasm32-wasip2"]);
-    let wasm = project.join("target/wasm32-wasip2/release/lag_rule.wasm");
-    let (code, out, err) = daedalus(&["policy", "test", wasm.to_str().unwrap(), "--no-score"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(!out.contains("FAIL"), "{out}");
-    // A second project of the same name is refused; other languages are not there yet.
+    let dir = scaffold_builds_and_passes_the_kit(
+        "rust",
+        &[
+            &["cargo", "test", "-q"],
+            &[
+                "cargo",
+                "build",
+                "-q",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+            ],
+        ],
+        "target/wasm32-wasip2/release/my_rule.wasm",
+        &[],
+    );
+    // A second project of the same name is refused, and so is a name that is no package name.
     let (code, _, err) = daedalus(&[
         "policy",
         "new",
-        "lag-rule",
+        "my-rule",
         "--dir",
         dir.path().to_str().unwrap(),
     ]);
@@ -265,12 +248,88 @@ fn policy_new_scaffolds_a_project_that_builds_and_passes_the_kit() {
     let (code, _, err) = daedalus(&[
         "policy",
         "new",
-        "x",
-        "--lang",
-        "python",
+        "Bad Name",
         "--dir",
         dir.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("only `--lang rust`"), "{err}");
+    assert!(err.contains("must start with a lowercase letter"), "{err}");
+}
+
+/// Scaffolds `my-rule` with `--lang lang`, runs the project's own test and build commands
+/// (`cargo` is the one running these tests), and checks the component with `policy test
+/// --no-score` plus `kit_args` (the limits a job would give it). Returns the parent directory.
+fn scaffold_builds_and_passes_the_kit(
+    lang: &str,
+    steps: &[&[&str]],
+    wasm: &str,
+    kit_args: &[&str],
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = daedalus(&[
+        "policy",
+        "new",
+        "my-rule",
+        "--lang",
+        lang,
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("next: cd"), "{out}");
+    let project = dir.path().join("my-rule");
+    let world = std::fs::read_to_string(project.join("wit/world.wit")).unwrap();
+    assert!(world.contains("package daedalus:autoscaler@0.2.0"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for step in steps {
+        let program = if step[0] == "cargo" {
+            cargo.as_str()
+        } else {
+            step[0]
+        };
+        let out = Command::new(program)
+            .args(&step[1..])
+            .current_dir(&project)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {step:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{step:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let wasm = project.join(wasm);
+    let mut args = vec!["policy", "test", wasm.to_str().unwrap(), "--no-score"];
+    args.extend(kit_args);
+    let (code, out, err) = daedalus(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("conformance of my-rule"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    dir
+}
+
+/// Fuel for the JS runtime on the kit's 1-hour history (see docs/policies.md); the deadline is
+/// a wall-clock backstop, generous for a debug build of the host on a shared machine.
+const INTERPRETED_KIT_LIMITS: &[&str] = &["--fuel", "8000000000", "--deadline-ms", "120000"];
+
+#[test]
+fn policy_new_js_scaffolds_a_project_that_builds_and_passes_the_kit() {
+    scaffold_builds_and_passes_the_kit(
+        "js",
+        &[&["npm", "run", "build"], &["npm", "test"]],
+        "dist/my-rule.wasm",
+        INTERPRETED_KIT_LIMITS,
+    );
+}
+
+#[test]
+fn policy_new_python_scaffolds_a_project_that_builds_and_passes_the_kit() {
+    scaffold_builds_and_passes_the_kit(
+        "python",
+        &[&["python3", "-m", "unittest", "-q"], &["./build.sh"]],
+        "dist/my-rule.wasm",
+        INTERPRETED_KIT_LIMITS,
+    );
 }

@@ -59,6 +59,7 @@ pub fn input(current: Observation, min: u32, max: u32) -> DecisionInput {
             min_parallelism: min,
             max_parallelism: max,
         },
+        latency_objective_ms: None,
         rescale: RescaleStatus {
             in_progress: false,
             started_ms: None,

@@ -151,3 +151,34 @@ impl Drop for WordCountJob {
             .output();
     }
 }
+
+/// Collects every 500 ms until the workers' summed throughput reaches `at_least` records/s:
+/// the time that took (the metric delay from a load step to the policy) and that observation,
+/// or the last answer when `within` passes first.
+pub async fn until_workers_reach(
+    c: &dyn daedalus_host::engine::Collector,
+    at_least: f64,
+    within: std::time::Duration,
+) -> Result<(std::time::Duration, daedalus_host::model::Observation), String> {
+    use daedalus_host::engine::Collected;
+    let clock = daedalus_host::clock::Stopwatch::start();
+    let mut last = String::new();
+    while clock.elapsed() < within {
+        match c.collect(daedalus_host::clock::unix_now_ms()).await {
+            Ok(Collected::Ready(o)) => {
+                let thr: f64 = o
+                    .workers
+                    .iter()
+                    .filter_map(|w| w.throughput_records_per_sec)
+                    .sum();
+                if thr >= at_least {
+                    return Ok((clock.elapsed(), o));
+                }
+                last = format!("{:?}", o.workers);
+            }
+            other => last = format!("{other:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(last)
+}

@@ -49,6 +49,7 @@ fn job_loop(url: &str) -> JobLoop {
             },
             history: Duration::from_secs(60),
             rescale_timeout: Duration::from_secs(30),
+            latency_objective: None,
             dry_run: false,
             params: Vec::new(),
             guardrails: Default::default(),

@@ -11,6 +11,9 @@ use daedalus_host::engine::flink::{
     SavepointRescaleActuator, WorkerSource,
 };
 use daedalus_host::engine::kafka::{InputTopic, KafkaTopic};
+use daedalus_host::engine::prometheus::{
+    Prometheus, PrometheusCollector, PrometheusWorkers, Queries,
+};
 use daedalus_host::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
 use daedalus_host::live::calibrate::{Calibration, CalibrationOptions, calibrate};
 use daedalus_host::live::{Cycle, JobLoop, JobSettings};
@@ -62,15 +65,30 @@ fn start_load(job: &WordCountJob, rates: Vec<u64>) -> tokio::task::JoinHandle<Lo
     })
 }
 
-/// Collects until the job is ready twice in a row (rates need two samples), or panics.
+/// Collects until the job is ready twice in a row (rates need two samples) with its lag
+/// reported, or panics. Only call it with load running: an idle source reports no lag.
 async fn ready(c: &FlinkRestCollector, within: Duration) -> Observation {
+    ready_for(c, within, true).await
+}
+
+/// As [`ready`], for a job that has no input yet: rates only, no lag.
+async fn ready_idle(c: &FlinkRestCollector, within: Duration) -> Observation {
+    ready_for(c, within, false).await
+}
+
+async fn ready_for(c: &FlinkRestCollector, within: Duration, lag: bool) -> Observation {
     let clock = Stopwatch::start();
     let mut last = String::new();
     while clock.elapsed() < within {
         if let Ok(Collected::Ready(_)) = c.collect(now_ms()).await {
             tokio::time::sleep(Duration::from_secs(2)).await;
             match c.collect(now_ms()).await {
-                Ok(Collected::Ready(o)) if o.input_records_per_sec.is_some() => return o,
+                // Rates need two samples; the lag needs the source reader's positions.
+                Ok(Collected::Ready(o))
+                    if o.input_records_per_sec.is_some() && (!lag || o.lag_records.is_some()) =>
+                {
+                    return o;
+                }
                 other => last = format!("{other:?}"),
             }
         }
@@ -254,6 +272,56 @@ async fn collector_and_actuator_on_a_live_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flink_reporter_metrics_reach_the_policy_through_prometheus() {
+    services::up(&["kafka", "flink", "prometheus"]);
+    let _guard = services::exclusive().await;
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-prom", 2, 200))
+        .await
+        .unwrap();
+    let _ = ready_idle(&collector(&job), Duration::from_secs(90)).await;
+    let workers = || {
+        PrometheusCollector::new(
+            Prometheus::new("http://127.0.0.1:9090", TIMEOUT).unwrap(),
+            "flink",
+            Queries::flink(),
+            0,
+        )
+        .with_topic(&job.input)
+        .with_job_name(&job.name)
+    };
+    let c = PrometheusWorkers::new(collector(&job), workers());
+    // The load steps from nothing to 400 records/s: how long until the TaskManagers' records
+    // reach the policy through the reporter, a 2 s scrape and a 10 s rate window?
+    let load = start_load(&job, vec![400; 90]);
+    let (delay, o) = services::until_workers_reach(&c, 200.0, Duration::from_secs(80))
+        .await
+        .unwrap_or_else(|last| {
+            panic!("the TaskManagers' records never reached 200/s through Prometheus; last: {last}")
+        });
+    eprintln!(
+        "metric delay, load start -> half the rate through Prometheus: {:.1} s",
+        delay.as_secs_f64()
+    );
+    // One worker per TaskManager running the job (2 subtasks fit one 4-slot TaskManager).
+    assert!(
+        !o.workers.is_empty() && o.workers.len() <= 2,
+        "{:?}",
+        o.workers
+    );
+    for w in &o.workers {
+        assert!(w.worker_id.contains(':'), "a tm_id: {}", w.worker_id);
+        let cpu = w.cpu_utilization.expect("CPU from the reporter");
+        assert!(cpu > 0.0 && cpu <= 1.0, "{cpu}");
+    }
+    // The job's 4 input partitions are all assigned, and the lag is reported.
+    let v = workers().view().await.unwrap();
+    assert_eq!(v.assigned.values().sum::<f64>(), 4.0, "{v:?}");
+    assert!(v.lag.is_some_and(|l| l >= 0.0), "{v:?}");
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
     services::up(&["kafka", "flink"]);
     let _guard = services::exclusive().await;
@@ -392,6 +460,7 @@ async fn live_loop_follows_a_step(
             },
             history: Duration::from_secs(300),
             rescale_timeout: Duration::from_secs(90),
+            latency_objective: None,
             dry_run: false,
             params: params
                 .iter()

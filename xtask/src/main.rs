@@ -32,6 +32,7 @@ const TEST_GUESTS: &[(&str, &str)] = &[
     ("guest-hostile", "hostile"),
     ("guest-ambient", "ambient"),
     ("guest-wrong-world", "wrong-world"),
+    ("guest-wit-0-1", "wit-0-1"),
 ];
 
 fn main() -> Result<()> {

@@ -29,6 +29,9 @@ pub(crate) struct BenchHostArgs {
     /// The policy every job runs.
     #[arg(long, default_value = "target/policies/daedalus.wasm")]
     policy: PathBuf,
+    /// The policy the swap benchmark alternates with `--policy`.
+    #[arg(long, default_value = "target/policies/hpa.wasm")]
+    swap_with: PathBuf,
     /// Trace of the simulated jobs.
     #[arg(long, default_value = "traces/advertising_6h_550K_max.csv")]
     trace: String,
@@ -188,8 +191,8 @@ fn swap_latency(
     let dir = tempfile_dir()?;
     let file = dir.join("policy.wasm");
     let a = std::fs::read(&args.policy)?;
-    let b = std::fs::read(args.policy.with_file_name("hpa.wasm"))
-        .context("hpa.wasm next to the benchmarked policy")?;
+    let b = std::fs::read(&args.swap_with)
+        .with_context(|| format!("--swap-with {}", args.swap_with.display()))?;
     std::fs::write(&file, &a)?;
     let text = format!(
         "tick_secs = 1\n[[jobs]]\nname = \"swapped\"\npolicy = \"{}\"\nmax_parallelism = 18\n\

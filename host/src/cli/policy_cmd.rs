@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use daedalus_host::model::DecisionInput;
-use daedalus_host::policy::{EngineOptions, PolicyEngine, PolicyLimits, inspect};
+use daedalus_host::policy::{EngineOptions, PolicyEngine, PolicyLimits, imports, inspect};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,6 +49,9 @@ pub(crate) enum PolicyCommand {
         /// Only the invariants, no score.
         #[arg(long)]
         no_score: bool,
+        /// The limits the policy will run under (the `limits` of its job in the run config).
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Run one decision of a component on an input given as JSON (the WIT shape).
     Decide {
@@ -79,6 +82,17 @@ pub(crate) struct LimitArgs {
     memory_mib: u64,
 }
 
+impl From<LimitArgs> for PolicyLimits {
+    fn from(l: LimitArgs) -> Self {
+        PolicyLimits {
+            fuel: l.fuel,
+            deadline_ms: l.deadline_ms,
+            memory_mib: l.memory_mib,
+            ..PolicyLimits::default()
+        }
+    }
+}
+
 fn parse_param(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -101,9 +115,18 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
                 println!("sha256:      {}", i.sha256);
                 println!(
                     "wit version: {}",
-                    i.wit_version
-                        .as_deref()
-                        .unwrap_or("none (not a scaling policy)")
+                    match i.wit_version.as_deref() {
+                        None => "none (not a scaling policy)".to_string(),
+                        Some(v) if v == imports::WIT_VERSION => format!("{v} (current)"),
+                        Some(v) if imports::SUPPORTED_VERSIONS.contains(&v) => format!(
+                            "{v} (served, adapted; the current version is {})",
+                            imports::WIT_VERSION
+                        ),
+                        Some(v) => format!(
+                            "{v} (not served; this host serves {})",
+                            imports::SUPPORTED_VERSIONS.join(", ")
+                        ),
+                    }
                 );
                 if let Some(p) = &i.policy {
                     println!("name:        {}", p.name);
@@ -132,10 +155,14 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
         PolicyCommand::New { name, dir, lang } => {
             let root = crate::cli::policy_new::scaffold(&name, &dir, lang)?;
             println!("created {}", root.display());
-            println!(
-                "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
-                root.display()
-            );
+            let next = match lang {
+                crate::cli::policy_new::Lang::Rust => {
+                    "cargo test && cargo build --release --target wasm32-wasip2"
+                }
+                crate::cli::policy_new::Lang::Js => "npm test && npm run build",
+                crate::cli::policy_new::Lang::Python => "python3 -m unittest && ./build.sh",
+            };
+            println!("next: cd {} && {next}", root.display());
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test {
@@ -144,19 +171,23 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             trace,
             policies_dir,
             no_score,
-        } => test(&engine, &file, &params, &trace, &policies_dir, no_score),
+            limits,
+        } => test(
+            &engine,
+            &file,
+            &params,
+            &trace,
+            &policies_dir,
+            no_score,
+            &limits.into(),
+        ),
         PolicyCommand::Decide {
             file,
             input,
             params,
             limits,
         } => {
-            let limits = PolicyLimits {
-                fuel: limits.fuel,
-                deadline_ms: limits.deadline_ms,
-                memory_mib: limits.memory_mib,
-                ..PolicyLimits::default()
-            };
+            let limits = PolicyLimits::from(limits);
             let policy = engine
                 .load_file(&file, &limits, None)
                 .with_context(|| format!("cannot load {}", file.display()))?;
@@ -184,13 +215,13 @@ fn test(
     trace: &str,
     policies_dir: &std::path::Path,
     no_score: bool,
+    limits: &PolicyLimits,
 ) -> anyhow::Result<ExitCode> {
     use daedalus_host::sim::{compare, profile, run::RunConfig, trace::Trace};
-    let limits = PolicyLimits::default();
     let policy = engine
-        .load_file(file, &limits, None)
+        .load_file(file, limits, None)
         .with_context(|| format!("cannot load {}", file.display()))?;
-    let report = daedalus_host::conformance::run(&policy, params);
+    let report = daedalus_host::conformance::run_with_limits(&policy, params, limits);
     println!(
         "conformance of {} ({}):",
         policy.info().name,
@@ -227,7 +258,7 @@ fn test(
             &prof,
             &workload,
             &RunConfig::default(),
-            &limits,
+            limits,
             true,
             true,
         )?;

@@ -14,6 +14,10 @@
 //! min_parallelism = 1                     # default 1
 //! max_parallelism = 4                     # required
 //! rescale_timeout_secs = 180              # give up waiting for a rescale (default 180)
+//! latency_objective_secs = 30             # optional: the longest a record should wait in the
+//!                                         # input; handed to policies (WIT 0.2.0)
+//! limits = { fuel = 2000000000, deadline_ms = 2000, memory_mib = 128 }  # per call (defaults;
+//!          # also max_state_bytes = 1048576, max_log_lines = 100); shadows get the same
 //! dry_run = false                         # per job (default: the global one)
 //!
 //! [jobs.flink]
@@ -43,6 +47,7 @@
 
 use super::guardrails::Guardrails;
 use crate::engine::flink::WorkerSource;
+use crate::policy::PolicyLimits;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -116,6 +121,15 @@ pub struct JobConfig {
     /// Seconds to wait for a rescale to complete before giving up on it (default 180).
     #[serde(default = "default_rescale_timeout")]
     pub rescale_timeout_secs: u64,
+    /// The job's latency objective: the longest a record should wait in the input, seconds
+    /// (default none). Policies see it as `latency-objective-ms`.
+    #[serde(default)]
+    pub latency_objective_secs: Option<f64>,
+    /// Limits of every call of this job's policies, the shadows' included (default: the
+    /// host's, [`PolicyLimits::default`]). Interpreted runtimes (JavaScript) on long histories
+    /// may need more fuel; `daedalus policy test --fuel N` checks a policy under them.
+    #[serde(default)]
+    pub limits: PolicyLimits,
     /// Recommend only for this job (default: the global `dry_run`).
     #[serde(default)]
     pub dry_run: Option<bool>,
@@ -200,9 +214,10 @@ pub struct KafkaStreamsConfig {
     /// The scrape job of the instances (default `kstreams`).
     #[serde(default = "default_scrape_job")]
     pub scrape_job: String,
-    /// PromQL overrides (defaults: see `engine::prometheus::Queries`).
+    /// PromQL: a `preset` (default `kafka-streams`) and per-query overrides (`cpu`,
+    /// `throughput`, `threads`, `assigned`, `lag`; see `engine::prometheus::Queries`).
     #[serde(default)]
-    pub queries: crate::engine::prometheus::Queries,
+    pub queries: crate::engine::prometheus::QueryConfig,
     /// CPU cores per instance, for the utilization (default 1).
     #[serde(default = "one_f64")]
     pub cores_per_instance: f64,
@@ -362,6 +377,32 @@ pub struct FlinkConfig {
     /// Or: the TaskManager Deployment on Kubernetes.
     #[serde(default)]
     pub taskmanager_deployment: Option<KubeDeployment>,
+    /// Per-worker samples from Flink's Prometheus reporter (one worker per TaskManager)
+    /// instead of REST (`workers`); the job state, operators and rates still come from REST.
+    #[serde(default)]
+    pub prometheus: Option<FlinkPrometheus>,
+}
+
+/// Where a Flink job's Prometheus reporter is scraped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlinkPrometheus {
+    /// Prometheus base URL (default `http://127.0.0.1:9090`).
+    #[serde(default = "default_prometheus")]
+    pub url: String,
+    /// The scrape job of the reporters (default `flink`).
+    #[serde(default = "default_flink_scrape_job")]
+    pub scrape_job: String,
+    /// CPU cores per TaskManager, for the utilization (default 1).
+    #[serde(default = "one_f64")]
+    pub cores_per_taskmanager: f64,
+    /// PromQL: a `preset` (default `flink`) and per-query overrides.
+    #[serde(default)]
+    pub queries: crate::engine::prometheus::QueryConfig,
+}
+
+fn default_flink_scrape_job() -> String {
+    "flink".into()
 }
 
 /// How a Flink job is rescaled.
@@ -533,6 +574,14 @@ impl RunConfig {
             if j.rollback_after == 0 {
                 bail!("{at}.rollback_after: must be at least 1");
             }
+            if j.limits.fuel == 0 || j.limits.deadline_ms == 0 || j.limits.memory_mib == 0 {
+                bail!("{at}.limits: fuel, deadline_ms and memory_mib must be at least 1");
+            }
+            if let Some(o) = j.latency_objective_secs
+                && !(o.is_finite() && o > 0.0 && o <= 86_400.0)
+            {
+                bail!("{at}.latency_objective_secs: {o} must be a number of seconds in (0, 86400]");
+            }
             let flink = match (&j.flink, &j.simulated, &j.kafka_streams) {
                 (Some(f), None, None) => f,
                 (None, None, Some(ks)) => {
@@ -623,6 +672,65 @@ job_name = "flink-wordcount"
         assert_eq!((j.min_parallelism, j.rescale_timeout_secs), (1, 180));
         assert_eq!(j.flink.as_ref().unwrap().workers, WorkerSource::Subtasks);
         assert!(j.kafka.is_none());
+    }
+
+    #[test]
+    fn limits_and_the_latency_objective_are_per_job() {
+        let with = |lines: &str| {
+            OK.replace(
+                "max_parallelism = 4\n",
+                &format!("max_parallelism = 4\n{lines}\n"),
+            )
+        };
+        let c = RunConfig::parse(&with(
+            "latency_objective_secs = 30\nlimits = { fuel = 8000000000 }",
+        ))
+        .unwrap();
+        let j = &c.jobs[0];
+        assert_eq!(j.latency_objective_secs, Some(30.0));
+        assert_eq!(j.limits.fuel, 8_000_000_000);
+        assert_eq!(j.limits.deadline_ms, PolicyLimits::default().deadline_ms);
+        assert!(
+            RunConfig::parse(OK).unwrap().jobs[0]
+                .latency_objective_secs
+                .is_none()
+        );
+        for (bad, key) in [
+            ("latency_objective_secs = -1", "latency_objective_secs"),
+            ("limits = { fuel = 0 }", "limits"),
+            ("limits = { fuell = 1 }", "fuell"),
+        ] {
+            let e = format!("{:#}", RunConfig::parse(&with(bad)).unwrap_err());
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn flink_workers_can_come_from_prometheus_with_the_flink_preset() {
+        use crate::engine::prometheus::{Preset, Queries};
+        let text = format!(
+            "{OK}[jobs.flink.prometheus]\ncores_per_taskmanager = 2\n[jobs.flink.prometheus.queries]\nlag = \"sum(x)\"\n"
+        );
+        let c = RunConfig::parse(&text).unwrap();
+        let p = c.jobs[0]
+            .flink
+            .as_ref()
+            .unwrap()
+            .prometheus
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (
+                p.url.as_str(),
+                p.scrape_job.as_str(),
+                p.cores_per_taskmanager
+            ),
+            ("http://127.0.0.1:9090", "flink", 2.0)
+        );
+        let q = p.queries.resolve(Preset::Flink);
+        assert_eq!((q.lag.as_str(), q.cpu), ("sum(x)", Queries::flink().cpu));
+        let typo = format!("{OK}[jobs.flink.prometheus]\nscrape = \"f\"\n");
+        assert!(format!("{:#}", RunConfig::parse(&typo).unwrap_err()).contains("scrape"));
     }
 
     #[test]

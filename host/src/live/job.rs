@@ -42,6 +42,8 @@ pub struct JobSettings {
     pub history: Duration,
     /// Give up waiting for a rescale after this long.
     pub rescale_timeout: Duration,
+    /// The job's latency objective, handed to the policy (none: the operator set none).
+    pub latency_objective: Option<Duration>,
     /// Recommend only.
     pub dry_run: bool,
     /// Policy parameters.
@@ -442,6 +444,10 @@ impl JobLoop {
                 .cloned()
                 .collect(),
             bounds: self.settings.bounds,
+            latency_objective_ms: self
+                .settings
+                .latency_objective
+                .map(|d| d.as_millis() as u64),
             rescale: self.ls.rescale.clone(),
             previous: self.ls.previous.clone(),
             params: self.settings.params.clone(),

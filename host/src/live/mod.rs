@@ -140,7 +140,8 @@ fn kafka_streams_connectors(
         PrometheusCollector::new(
             prom.clone(),
             &ks.scrape_job,
-            ks.queries.clone(),
+            ks.queries
+                .resolve(crate::engine::prometheus::Preset::KafkaStreams),
             ks.partitions,
         )
         .with_cores_per_instance(ks.cores_per_instance)
@@ -214,14 +215,33 @@ fn flink_connectors(
     if let Some(v) = &flink_cfg.worker_vertex {
         flink = flink.with_worker_vertex(v);
     }
-    let collector: Box<dyn Collector> = Box::new(match &job.kafka {
+    let flink = match &job.kafka {
         Some(k) => flink.with_input(InputTopic::new(
             &k.bootstrap,
             &k.topic,
             Duration::from_millis(k.timeout_ms),
         )),
         None => flink,
-    });
+    };
+    let collector: Box<dyn Collector> = match &flink_cfg.prometheus {
+        Some(p) => {
+            use crate::engine::prometheus::{Preset, Prometheus, PrometheusCollector};
+            let prom = Prometheus::new(&p.url, Duration::from_millis(flink_cfg.timeout_ms))?;
+            let mut workers =
+                PrometheusCollector::new(prom, &p.scrape_job, p.queries.resolve(Preset::Flink), 0)
+                    .with_cores_per_instance(p.cores_per_taskmanager);
+            if let Some(k) = &job.kafka {
+                workers = workers.with_topic(&k.topic);
+            }
+            if let Some(n) = &flink_cfg.job_name {
+                workers = workers.with_job_name(n);
+            }
+            Box::new(crate::engine::prometheus::PrometheusWorkers::new(
+                flink, workers,
+            ))
+        }
+        None => Box::new(flink),
+    };
     let pool: Option<Box<dyn TaskManagerPool>> = match (
         &flink_cfg.taskmanager_start,
         &flink_cfg.taskmanager_stop,
@@ -307,9 +327,10 @@ impl HostParts {
         &self,
         path: &std::path::Path,
         sha256: Option<&str>,
+        limits: &PolicyLimits,
         what: &str,
     ) -> anyhow::Result<Arc<PolicySlot>> {
-        let limits = PolicyLimits::default();
+        let limits = limits.clone();
         let context = || format!("{what}: cannot load policy {}", path.display());
         let bytes = std::fs::read(path).with_context(context)?;
         let digest = crate::policy::sha256_hex(&bytes);
@@ -362,13 +383,19 @@ pub async fn build_job(
     dry_run_override: bool,
 ) -> anyhow::Result<BuiltJob> {
     let what = format!("job {:?}", job.name);
-    let slot = parts.load_slot(&job.policy, job.policy_sha256.as_deref(), &what)?;
+    let slot = parts.load_slot(
+        &job.policy,
+        job.policy_sha256.as_deref(),
+        &job.limits,
+        &what,
+    )?;
     let policy = Arc::new(WasmPolicy::new(slot.clone()));
     let mut shadows = Vec::new();
     for c in &job.shadow {
         let s = parts.load_slot(
             &c.policy,
             c.policy_sha256.as_deref(),
+            &job.limits,
             &format!("{what} shadow {:?}", c.name),
         )?;
         shadows.push(Shadow::new(
@@ -387,6 +414,7 @@ pub async fn build_job(
         },
         history: Duration::from_secs(cfg.history_secs),
         rescale_timeout: Duration::from_secs(job.rescale_timeout_secs),
+        latency_objective: job.latency_objective_secs.map(Duration::from_secs_f64),
         dry_run: dry_run_override || job.dry_run.unwrap_or(cfg.dry_run),
         params: params(&job.params),
         guardrails: crate::live::guardrails::Guardrails {

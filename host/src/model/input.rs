@@ -56,6 +56,9 @@ pub struct DecisionInput {
     pub history: Vec<Observation>,
     /// Bounds the host enforces.
     pub bounds: Bounds,
+    /// The operator's latency objective for the job, ms (WIT 0.2.0; not shown to 0.1.0 policies).
+    #[serde(default)]
+    pub latency_objective_ms: Option<u64>,
     /// Rescale status.
     pub rescale: RescaleStatus,
     /// Outcome of the previous proposal.
@@ -75,6 +78,7 @@ impl DecisionInput {
             current,
             history: Vec::new(),
             bounds,
+            latency_objective_ms: None,
             rescale: RescaleStatus::default(),
             previous: None,
             params: Vec::new(),

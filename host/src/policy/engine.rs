@@ -1,11 +1,11 @@
 //! The one wasmtime `Engine` of the process, its linker, epoch ticker and precompiled cache.
 
-use super::bindings::{ScalingPolicy as Bindings, ScalingPolicyPre};
+use super::bindings::{self, ScalingPolicy as Bindings, ScalingPolicyPre};
 use super::cache::PrecompiledCache;
 use super::error::LoadError;
 use super::imports;
 use super::limits::PolicyLimits;
-use super::loaded::{LoadReport, LoadedPolicy};
+use super::loaded::{GuestPre, LoadReport, LoadedPolicy};
 use super::sandbox::HostState;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,10 @@ impl Default for EngineOptions {
 /// behind an `Arc`. Compilation is CPU-heavy: call the `load_*` methods off the async workers.
 pub struct PolicyEngine {
     engine: wasmtime::Engine,
+    /// The linker for the current WIT version.
     linker: Linker<HostState>,
+    /// The linker for 0.1.0 (its `log` import has the 0.1.0 types).
+    linker_v0_1: Linker<HostState>,
     cache: Option<PrecompiledCache>,
     epoch_tick: Duration,
     ticker_stop: Arc<AtomicBool>,
@@ -75,11 +78,19 @@ impl PolicyEngine {
             .max_wasm_stack(1 << 20);
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| LoadError::Host(format!("cannot create the wasm engine: {e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| LoadError::Host(format!("cannot link WASI: {e:#}")))?;
-        Bindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| LoadError::Host(format!("cannot link the policy world: {e:#}")))?;
+        let wasi_linker = || {
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+                .map_err(|e| LoadError::Host(format!("cannot link WASI: {e:#}")))?;
+            Ok::<_, LoadError>(linker)
+        };
+        let world_error =
+            |e: wasmtime::Error| LoadError::Host(format!("cannot link the policy world: {e:#}"));
+        let mut linker = wasi_linker()?;
+        Bindings::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(world_error)?;
+        let mut linker_v0_1 = wasi_linker()?;
+        bindings::v0_1::ScalingPolicy::add_to_linker::<_, HasSelf<_>>(&mut linker_v0_1, |s| s)
+            .map_err(world_error)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -102,6 +113,7 @@ impl PolicyEngine {
         Ok(Arc::new(PolicyEngine {
             engine,
             linker,
+            linker_v0_1,
             cache,
             epoch_tick: options.epoch_tick,
             ticker_stop,
@@ -156,20 +168,27 @@ impl PolicyEngine {
         let compile = clock.lap();
         let ty = component.component_type();
         let export_names: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
-        imports::check_exports(export_names.iter().copied())?;
+        let version = imports::check_exports(export_names.iter().copied())?;
         let import_names: Vec<String> = ty
             .imports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
         imports::check_imports(import_names.iter().map(String::as_str))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Host(format!("cannot pre-instantiate: {e:#}")))?;
-        let pre =
-            ScalingPolicyPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre_error =
+            |e: wasmtime::Error| LoadError::Host(format!("cannot pre-instantiate: {e:#}"));
+        let world_error = |e: wasmtime::Error| LoadError::WrongWorld(format!("{e:#}"));
+        let pre = if version == imports::WIT_VERSION {
+            let pre = self.linker.instantiate_pre(&component).map_err(pre_error)?;
+            GuestPre::Current(ScalingPolicyPre::new(pre).map_err(world_error)?)
+        } else {
+            let pre = self
+                .linker_v0_1
+                .instantiate_pre(&component)
+                .map_err(pre_error)?;
+            GuestPre::V0_1(bindings::v0_1::ScalingPolicyPre::new(pre).map_err(world_error)?)
+        };
         let instantiate = clock.lap();
-        let mut policy = LoadedPolicy::new(self.clone(), pre, digest, import_names);
+        let mut policy = LoadedPolicy::new(self.clone(), pre, version, digest, import_names);
         let info = policy
             .describe_blocking(limits)
             .map_err(|e| LoadError::Validation(Box::new(e)))?;

@@ -4,10 +4,13 @@ use super::error::LoadError;
 
 /// The WIT package and version this host serves.
 pub const WIT_PACKAGE: &str = "daedalus:autoscaler";
-/// The version of [`WIT_PACKAGE`] this host serves.
-pub const WIT_VERSION: &str = "0.1.0";
-/// The export a policy must provide.
-pub const POLICY_EXPORT: &str = "daedalus:autoscaler/policy@0.1.0";
+/// The current version of [`WIT_PACKAGE`]: what `wit/` holds and `policy new` vendors.
+pub const WIT_VERSION: &str = "0.2.0";
+/// The export a policy of the current version provides.
+pub const POLICY_EXPORT: &str = "daedalus:autoscaler/policy@0.2.0";
+/// Every version this host serves, newest first. Older ones are frozen under
+/// `wit/versions/<version>/` and adapted to the host model in `convert.rs`.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// Imports a policy may have, by name without version. Everything else is refused at load time.
 ///
@@ -59,18 +62,26 @@ pub fn check_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Result<(
     }
 }
 
-/// Requires the [`POLICY_EXPORT`] export, naming what was found instead.
-pub fn check_exports<'a>(exports: impl IntoIterator<Item = &'a str>) -> Result<(), LoadError> {
+/// Requires the policy export of a served version; returns that version (one of
+/// [`SUPPORTED_VERSIONS`]), or names what was found instead.
+pub fn check_exports<'a>(
+    exports: impl IntoIterator<Item = &'a str>,
+) -> Result<&'static str, LoadError> {
     let exports: Vec<&str> = exports.into_iter().collect();
-    if exports.contains(&POLICY_EXPORT) {
-        return Ok(());
+    if let Some(v) = targeted_version(exports.iter().copied())
+        && let Some(served) = SUPPORTED_VERSIONS.iter().find(|s| **s == v)
+    {
+        return Ok(served);
     }
     let policy_like: Vec<&&str> = exports
         .iter()
         .filter(|e| unversioned(e) == unversioned(POLICY_EXPORT))
         .collect();
     let detail = if let Some(found) = policy_like.first() {
-        format!("component targets `{found}`, this host serves `{POLICY_EXPORT}`")
+        format!(
+            "component targets `{found}`; this host serves daedalus:autoscaler versions {}",
+            SUPPORTED_VERSIONS.join(", ")
+        )
     } else {
         format!(
             "component exports [{}], expected `{POLICY_EXPORT}` (world scaling-policy)",
@@ -108,16 +119,21 @@ mod tests {
     }
 
     #[test]
-    fn exports_must_name_the_served_version() {
-        assert!(check_exports([POLICY_EXPORT]).is_ok());
+    fn exports_must_name_a_served_version() {
+        assert_eq!(check_exports([POLICY_EXPORT]).unwrap(), WIT_VERSION);
+        assert_eq!(
+            check_exports(["daedalus:autoscaler/policy@0.1.0"]).unwrap(),
+            "0.1.0"
+        );
         let e = check_exports(["daedalus:autoscaler/policy@0.9.0"]).unwrap_err();
-        assert!(e.to_string().contains("0.9.0"));
+        assert!(e.to_string().contains("0.9.0"), "{e}");
+        assert!(e.to_string().contains("0.2.0, 0.1.0"), "{e}");
         assert!(
             check_exports(["add"])
                 .unwrap_err()
                 .to_string()
                 .contains("add")
         );
-        assert_eq!(targeted_version([POLICY_EXPORT]).as_deref(), Some("0.1.0"));
+        assert_eq!(targeted_version([POLICY_EXPORT]).as_deref(), Some("0.2.0"));
     }
 }

@@ -1,6 +1,6 @@
 //! A compiled, checked policy, instantiated afresh for every call.
 
-use super::bindings::ScalingPolicyPre;
+use super::bindings::{ScalingPolicyPre, v0_1};
 use super::convert;
 use super::engine::PolicyEngine;
 use super::error::PolicyError;
@@ -24,6 +24,32 @@ pub struct LoadReport {
     pub describe: Duration,
 }
 
+/// A pre-instantiated component of one of the WIT versions the host serves.
+#[derive(Clone)]
+pub(crate) enum GuestPre {
+    /// The current version.
+    Current(ScalingPolicyPre<HostState>),
+    /// 0.1.0, adapted by `convert::v0_1`.
+    V0_1(v0_1::ScalingPolicyPre<HostState>),
+}
+
+/// Runs `body` with `pre` bound to the version's pre-instance and `conv` to its adapter in
+/// `convert.rs`: one call path for every served version.
+macro_rules! per_version {
+    ($guest:expr, $pre:ident, $conv:ident => $body:expr) => {
+        match $guest {
+            GuestPre::Current($pre) => {
+                use convert::current as $conv;
+                $body
+            }
+            GuestPre::V0_1($pre) => {
+                use convert::v0_1 as $conv;
+                $body
+            }
+        }
+    };
+}
+
 /// A compiled component that passed the load checks, ready to be called.
 ///
 /// Every call runs in a new `Store` with the limits set (fuel, epoch deadline, memory cap), so
@@ -32,7 +58,8 @@ pub struct LoadReport {
 #[derive(Clone)]
 pub struct LoadedPolicy {
     engine: Arc<PolicyEngine>,
-    pre: ScalingPolicyPre<HostState>,
+    pre: GuestPre,
+    wit_version: &'static str,
     digest: String,
     imports: Vec<String>,
     info: PolicyInfo,
@@ -60,13 +87,15 @@ pub struct CallOutcome {
 impl LoadedPolicy {
     pub(crate) fn new(
         engine: Arc<PolicyEngine>,
-        pre: ScalingPolicyPre<HostState>,
+        pre: GuestPre,
+        wit_version: &'static str,
         digest: String,
         imports: Vec<String>,
     ) -> Self {
         LoadedPolicy {
             engine,
             pre,
+            wit_version,
             digest,
             imports,
             info: PolicyInfo {
@@ -90,6 +119,11 @@ impl LoadedPolicy {
     /// The policy's self-description.
     pub fn info(&self) -> &PolicyInfo {
         &self.info
+    }
+
+    /// The version of `daedalus:autoscaler` the component targets (one the host serves).
+    pub fn wit_version(&self) -> &'static str {
+        self.wit_version
     }
 
     /// Lower-case hex sha256 of the component file.
@@ -123,13 +157,11 @@ impl LoadedPolicy {
     /// Calls `describe` in a fresh store.
     pub fn describe_blocking(&self, limits: &PolicyLimits) -> Result<PolicyInfo, PolicyError> {
         let mut store = self.store(limits)?;
-        let result = self
-            .pre
+        let result = per_version!(&self.pre, pre, conv => pre
             .instantiate(&mut store)
-            .and_then(|guest| guest.daedalus_autoscaler_policy().call_describe(&mut store));
-        result
-            .map(convert::info)
-            .map_err(|e| convert::call_error(e, store.data()))
+            .and_then(|g| g.daedalus_autoscaler_policy().call_describe(&mut store))
+            .map(conv::info));
+        result.map_err(|e| convert::call_error(e, store.data()))
     }
 
     /// Calls `decide` in a fresh store and validates the answer against `input`.
@@ -152,22 +184,22 @@ impl LoadedPolicy {
                 };
             }
         };
-        let wit_input = convert::input(input);
-        let raw = self.pre.instantiate(&mut store).and_then(|guest| {
-            guest
-                .daedalus_autoscaler_policy()
-                .call_decide(&mut store, &wit_input)
+        let raw = per_version!(&self.pre, pre, conv => {
+            let wit_input = conv::input(input);
+            pre.instantiate(&mut store).and_then(|g| {
+                g.daedalus_autoscaler_policy()
+                    .call_decide(&mut store, &wit_input)
+                    .map(|r| r.map(conv::decision).map_err(conv::guest_error))
+            })
         });
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let result = match raw {
             Err(e) => Err(convert::call_error(e, store.data())),
-            Ok(Err(e)) => Err(PolicyError::Guest(convert::guest_error(e))),
-            Ok(Ok(d)) => {
-                let d = convert::decision(d);
-                d.validate(input, limits.max_state_bytes)
-                    .map(|()| d)
-                    .map_err(PolicyError::InvalidOutput)
-            }
+            Ok(Err(e)) => Err(PolicyError::Guest(e)),
+            Ok(Ok(d)) => d
+                .validate(input, limits.max_state_bytes)
+                .map(|()| d)
+                .map_err(PolicyError::InvalidOutput),
         };
         CallOutcome { result, fuel_used }
     }

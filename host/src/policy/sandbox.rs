@@ -1,6 +1,5 @@
 //! The per-call store data: an empty WASI context, the memory limiter and the log sink.
 
-use super::bindings::{ScalingPolicyImports, daedalus};
 use super::limits::PolicyLimits;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -103,15 +102,9 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-impl daedalus::autoscaler::types::Host for HostState {}
-
-impl ScalingPolicyImports for HostState {
-    fn log(
-        &mut self,
-        level: daedalus::autoscaler::types::LogLevel,
-        message: String,
-    ) -> wasmtime::Result<()> {
-        use daedalus::autoscaler::types::LogLevel;
+impl HostState {
+    /// The `log` import of every WIT version: counts, cuts and forwards one line.
+    fn log_line(&mut self, level: tracing::Level, message: String) -> wasmtime::Result<()> {
         self.log_lines += 1;
         if self.log_lines > self.max_log_lines {
             self.log_flooded = true;
@@ -130,12 +123,40 @@ impl ScalingPolicyImports for HostState {
         }
         let policy = self.policy.as_str();
         match level {
-            LogLevel::Trace => tracing::trace!(policy, "{message}"),
-            LogLevel::Debug => tracing::debug!(policy, "{message}"),
-            LogLevel::Info => tracing::info!(policy, "{message}"),
-            LogLevel::Warn => tracing::warn!(policy, "{message}"),
-            LogLevel::Error => tracing::error!(policy, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(policy, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(policy, "{message}"),
+            tracing::Level::INFO => tracing::info!(policy, "{message}"),
+            tracing::Level::WARN => tracing::warn!(policy, "{message}"),
+            tracing::Level::ERROR => tracing::error!(policy, "{message}"),
         }
         Ok(())
     }
 }
+
+/// Implements one WIT version's imports on [`HostState`].
+macro_rules! policy_imports {
+    ($($bindings:ident)::+) => {
+        impl $($bindings)::+::daedalus::autoscaler::types::Host for HostState {}
+
+        impl $($bindings)::+::ScalingPolicyImports for HostState {
+            fn log(
+                &mut self,
+                level: $($bindings)::+::daedalus::autoscaler::types::LogLevel,
+                message: String,
+            ) -> wasmtime::Result<()> {
+                use $($bindings)::+::daedalus::autoscaler::types::LogLevel;
+                let level = match level {
+                    LogLevel::Trace => tracing::Level::TRACE,
+                    LogLevel::Debug => tracing::Level::DEBUG,
+                    LogLevel::Info => tracing::Level::INFO,
+                    LogLevel::Warn => tracing::Level::WARN,
+                    LogLevel::Error => tracing::Level::ERROR,
+                };
+                self.log_line(level, message)
+            }
+        }
+    };
+}
+
+policy_imports!(super::bindings);
+policy_imports!(super::bindings::v0_1);

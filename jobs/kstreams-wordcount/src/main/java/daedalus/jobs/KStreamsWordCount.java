@@ -68,6 +68,11 @@ public final class KStreamsWordCount {
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Integer.parseInt(a.get("commit-ms")));
         p.put(StreamsConfig.STATE_DIR_CONFIG, a.get("state-dir"));
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        // Every instance counts as caught up, so a new instance gets its active tasks in the
+        // rebalance it joins (and restores them from the changelog), instead of warming up
+        // standbys until a probing rebalance minutes later: an autoscaler must see a scale-up
+        // take effect.
+        p.put(StreamsConfig.ACCEPTABLE_RECOVERY_LAG_CONFIG, Long.MAX_VALUE);
         // Rebalances after scaling should be quick on a local broker.
         p.put(StreamsConfig.consumerPrefix("session.timeout.ms"), 10_000);
         p.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), 1_000);

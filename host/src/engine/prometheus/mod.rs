@@ -6,10 +6,16 @@
 //! zeros: an instance without a CPU or throughput sample reports `None` for it, and the job is
 //! not ready while the instances Prometheus sees differ from the ones that should run.
 
+mod queries;
+mod workers;
+
+pub use queries::{Preset, Queries, QueryConfig, escape_label};
+pub use workers::PrometheusWorkers;
+
 use super::kafka::InputTopic;
 use super::{Collected, Collector, EngineError};
 use crate::model::{Observation, OperatorSample, WorkerSample};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -212,67 +218,6 @@ impl Prometheus {
     }
 }
 
-/// The PromQL of a [`PrometheusCollector`]. Per-instance queries must keep the `instance`
-/// label; `{job}` is replaced by the scrape job's name and `{topic}` by the input topic's
-/// (with `.` as `_`, as Kafka writes topic tags).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Queries {
-    /// CPU of each instance, in cores (divided by `cores_per_instance` for the utilization).
-    #[serde(default = "q_cpu")]
-    pub cpu: String,
-    /// Records each instance processes per second.
-    #[serde(default = "q_throughput")]
-    pub throughput: String,
-    /// Alive stream threads of each instance (0: the instance is not processing).
-    #[serde(default = "q_threads")]
-    pub threads: String,
-    /// Input partitions assigned to each instance (group membership after a rebalance).
-    #[serde(default = "q_assigned")]
-    pub assigned: String,
-    /// The group's total lag on the input topic, records (one series).
-    #[serde(default = "q_lag")]
-    pub lag: String,
-}
-
-fn q_cpu() -> String {
-    "rate(process_cpu_seconds_total{job=\"{job}\"}[10s])".into()
-}
-// Names as the JMX exporter (1.0.1, `lowercaseOutputName`) writes Kafka Streams' MBeans:
-// `<domain>_<type>_<attribute>`, the other bean keys as labels. `>= 0` drops NaN samples (a
-// meter with no events yet), so a series without data is missing rather than NaN. The
-// restore consumers are excluded: their lag is the changelog's, not the input's.
-fn q_throughput() -> String {
-    "sum by (instance) (kafka_streams_stream_thread_metrics_process_rate{job=\"{job}\"} >= 0)"
-        .into()
-}
-fn q_threads() -> String {
-    "sum by (instance) (kafka_streams_stream_metrics_alive_stream_threads{job=\"{job}\"})".into()
-}
-// A consumer reports a per-partition lag only for the partitions it owns, so counting those
-// series per instance, for the input topic only (the app's repartition topics are assigned
-// too), is the group's assignment of the input.
-fn q_assigned() -> String {
-    "count by (instance) (kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"})"
-        .into()
-}
-fn q_lag() -> String {
-    "sum(kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"} >= 0)"
-        .into()
-}
-
-impl Default for Queries {
-    fn default() -> Self {
-        Queries {
-            cpu: q_cpu(),
-            throughput: q_throughput(),
-            threads: q_threads(),
-            assigned: q_assigned(),
-            lag: q_lag(),
-        }
-    }
-}
-
 /// Collects a Kafka Streams application (or any instance-scaled engine) through Prometheus.
 ///
 /// The observation: one worker per instance (CPU utilization and records/s), one operator
@@ -289,6 +234,7 @@ pub struct PrometheusCollector {
     expected: Option<Arc<AtomicU32>>,
     input: Option<InputTopic>,
     topic: Option<String>,
+    job_name: Option<String>,
     last: Mutex<Option<(u64, i64)>>,
 }
 
@@ -305,6 +251,17 @@ pub struct InstanceView {
     pub assigned: BTreeMap<String, f64>,
     /// Total lag.
     pub lag: Option<f64>,
+}
+
+impl InstanceView {
+    /// The instances that process (at least one alive thread), by label.
+    pub fn processing(&self) -> Vec<&String> {
+        self.threads
+            .iter()
+            .filter(|(_, t)| **t >= 1.0)
+            .map(|(i, _)| i)
+            .collect()
+    }
 }
 
 fn by_instance(series: Vec<Series>) -> BTreeMap<String, f64> {
@@ -331,6 +288,7 @@ impl PrometheusCollector {
             expected: None,
             input: None,
             topic: None,
+            job_name: None,
             last: Mutex::new(None),
         }
     }
@@ -354,11 +312,23 @@ impl PrometheusCollector {
         self
     }
 
+    /// Names the engine's job for the `{job_name}` placeholder (Flink's `job_name` label,
+    /// escaped as the reporter escapes it); without one it matches any job (`.*`).
+    pub fn with_job_name(mut self, name: &str) -> Self {
+        self.job_name = Some(queries::escape_label(name));
+        self
+    }
+
     fn q(&self, template: &str) -> String {
         let topic = self.topic.as_deref().unwrap_or("").replace('.', "_");
         template
             .replace("{job}", &self.job)
             .replace("{topic}", &topic)
+            .replace(
+                "{flink_topic}",
+                &queries::escape_label(self.topic.as_deref().unwrap_or("")),
+            )
+            .replace("{job_name}", self.job_name.as_deref().unwrap_or(".*"))
     }
 
     /// Names the input topic for the `{topic}` placeholder without following its offsets (a
@@ -391,6 +361,22 @@ impl PrometheusCollector {
             assigned: by_instance(assigned?),
             lag: lag?.first().map(|s| s.value),
         })
+    }
+
+    /// One worker sample per processing instance: CPU utilization (cores over
+    /// `cores_per_instance`) and records/s, each `None` where its series is absent.
+    pub fn workers(&self, v: &InstanceView) -> Vec<WorkerSample> {
+        v.processing()
+            .into_iter()
+            .map(|i| WorkerSample {
+                worker_id: i.clone(),
+                cpu_utilization: v
+                    .cpu
+                    .get(i)
+                    .map(|c| (c / self.cores_per_instance).clamp(0.0, 1.0)),
+                throughput_records_per_sec: v.throughput.get(i).copied(),
+            })
+            .collect()
     }
 
     /// Why the group is not settled at `n` instances, or `None` when every one of them is
@@ -468,23 +454,8 @@ impl Collector for PrometheusCollector {
                 parallelism: Some(expected),
             });
         }
-        let instances: Vec<&String> = v
-            .threads
-            .iter()
-            .filter(|(_, t)| **t >= 1.0)
-            .map(|(i, _)| i)
-            .collect();
-        let workers: Vec<WorkerSample> = instances
-            .iter()
-            .map(|i| WorkerSample {
-                worker_id: (*i).clone(),
-                cpu_utilization: v
-                    .cpu
-                    .get(*i)
-                    .map(|c| (c / self.cores_per_instance).clamp(0.0, 1.0)),
-                throughput_records_per_sec: v.throughput.get(*i).copied(),
-            })
-            .collect();
+        let instances = InstanceView::processing(&v);
+        let workers = self.workers(&v);
         let thr: Option<f64> = if instances.iter().all(|i| v.throughput.contains_key(*i)) {
             Some(instances.iter().map(|i| v.throughput[*i]).sum())
         } else {
@@ -562,5 +533,14 @@ mod tests {
             4,
         );
         assert!(c.q(&c.queries.threads).contains("job=\"kstreams\""));
+        let f = PrometheusCollector::new(
+            Prometheus::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap(),
+            "flink",
+            Queries::flink(),
+            4,
+        );
+        assert!(f.q(&f.queries.lag).contains("job_name=~\".*\""));
+        let f = f.with_job_name("live-prom-42");
+        assert!(f.q(&f.queries.lag).contains("job_name=~\"live_prom_42\""));
     }
 }
