@@ -2,11 +2,13 @@
 //! can be installed on these machines), and Flink REST faults a real cluster cannot be made to
 //! show on demand (500, malformed JSON, an endpoint that never answers). Everything else is
 //! tested against the real services. It records every request so tests can check what was
-//! sent.
+//! sent. [`serve_tls`] speaks HTTPS with a certificate from [`Pki`] and can demand a client
+//! certificate, as a Kubernetes API server does.
 
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 
 /// How the double answers.
 #[derive(Debug, Clone)]
@@ -17,6 +19,8 @@ pub enum Reply {
     Hang,
     /// The first route whose method and path match answers; anything else gets 404.
     Routes(Vec<Route>),
+    /// The n-th request gets the n-th answer; the last one repeats.
+    Sequence(Vec<(u16, String)>),
 }
 
 /// One canned answer.
@@ -60,9 +64,10 @@ pub struct Recorded {
 /// A running double; stops when dropped.
 #[derive(Debug)]
 pub struct FakeHttp {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or `https://`).
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    handshake_failures: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -82,9 +87,17 @@ impl FakeHttp {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().expect("not poisoned").clone()
     }
+
+    /// Why TLS handshakes failed, as the server saw it.
+    pub fn handshake_failures(&self) -> Vec<String> {
+        self.handshake_failures
+            .lock()
+            .expect("not poisoned")
+            .clone()
+    }
 }
 
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Recorded> {
+async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Recorded> {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let head_end = loop {
@@ -124,56 +137,187 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Recorded> {
     })
 }
 
-/// Starts a double on a free loopback port.
-pub async fn serve(reply: Reply) -> FakeHttp {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    reply: Reply,
+    log: Arc<Mutex<Vec<Recorded>>>,
+) {
+    let Some(req) = read_request(&mut sock).await else {
+        return;
+    };
+    let n = {
+        let mut log = log.lock().expect("not poisoned");
+        log.push(req.clone());
+        log.len()
+    };
+    let (status, body) = match reply {
+        Reply::Sequence(answers) => answers
+            .get(n - 1)
+            .or(answers.last())
+            .cloned()
+            .unwrap_or((500, String::new())),
+        Reply::Hang => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            return;
+        }
+        Reply::Respond(status, body) => (status, body),
+        Reply::Routes(routes) => {
+            let path = req.path.split('?').next().unwrap_or("");
+            routes
+                .iter()
+                .find(|r| r.method == req.method && r.path == path)
+                .map_or((404, r#"{"message":"not found"}"#.to_string()), |r| {
+                    (r.status, r.body.clone())
+                })
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = sock.write_all(head.as_bytes()).await;
+    let _ = sock.write_all(body.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+async fn start(reply: Reply, tls: Option<tokio_rustls::TlsAcceptor>) -> FakeHttp {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().expect("bound"));
     let requests = Arc::new(Mutex::new(Vec::new()));
     let log = requests.clone();
+    let handshakes = Arc::new(Mutex::new(Vec::new()));
+    let failed = handshakes.clone();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
+            let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
             let reply = reply.clone();
             let log = log.clone();
+            let tls = tls.clone();
+            let failed = failed.clone();
             tokio::spawn(async move {
-                let Some(req) = read_request(&mut sock).await else {
-                    return;
-                };
-                log.lock().expect("not poisoned").push(req.clone());
-                let (status, body) = match reply {
-                    Reply::Hang => {
-                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                        return;
-                    }
-                    Reply::Respond(status, body) => (status, body),
-                    Reply::Routes(routes) => {
-                        let path = req.path.split('?').next().unwrap_or("");
-                        routes
-                            .iter()
-                            .find(|r| r.method == req.method && r.path == path)
-                            .map_or((404, r#"{"message":"not found"}"#.to_string()), |r| {
-                                (r.status, r.body.clone())
-                            })
-                    }
-                };
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(body.as_bytes()).await;
-                let _ = sock.shutdown().await;
+                match tls {
+                    None => answer(sock, reply, log).await,
+                    Some(acceptor) => match acceptor.accept(sock).await {
+                        Ok(stream) => answer(stream, reply, log).await,
+                        Err(e) => failed.lock().expect("not poisoned").push(e.to_string()),
+                    },
+                }
             });
         }
     });
     FakeHttp {
         url,
         requests,
+        handshake_failures: handshakes,
         task,
+    }
+}
+
+/// Starts a double on a free loopback port.
+pub async fn serve(reply: Reply) -> FakeHttp {
+    start(reply, None).await
+}
+
+/// Starts an HTTPS double on a free loopback port with `pki`'s server certificate (for
+/// `127.0.0.1`); with `require_client_cert`, only clients presenting a certificate signed by
+/// `pki`'s CA complete the handshake.
+pub async fn serve_tls(reply: Reply, pki: &Pki, require_client_cert: bool) -> FakeHttp {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions");
+    let builder = if require_client_cert {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).expect("CA PEM"))
+            .expect("CA");
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("client verifier");
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(pki.server_cert_pem.as_bytes()).expect("PEM")],
+            PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).expect("key PEM"),
+        )
+        .expect("server certificate");
+    start(
+        reply,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+    )
+    .await
+}
+
+/// A throwaway PKI made at test time: a CA, a server certificate for `127.0.0.1` and
+/// `localhost`, a client certificate (CN `daedalus`), all signed by the CA; and a second,
+/// unrelated CA that signed nothing here.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    /// The server's certificate, PEM.
+    pub server_cert_pem: String,
+    /// The server's key, PEM.
+    pub server_key_pem: String,
+    /// The client's certificate, PEM.
+    pub client_cert_pem: String,
+    /// The client's key, PEM.
+    pub client_key_pem: String,
+    /// Another CA's certificate, PEM.
+    pub other_ca_pem: String,
+}
+
+impl Pki {
+    /// A new PKI.
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().expect("key");
+            let cert = p.self_signed(&key).expect("self-signed");
+            (cert.pem(), Issuer::new(p, key))
+        };
+        let (ca_pem, issuer) = ca("test-cluster-ca");
+        let (other_ca_pem, _) = ca("some-other-ca");
+        let leaf = |names: Vec<String>, cn: &str| {
+            let mut p = CertificateParams::new(names).expect("params");
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().expect("key");
+            let cert = p.signed_by(&key, &issuer).expect("signed");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert_pem, server_key_pem) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            "kube-apiserver",
+        );
+        let (client_cert_pem, client_key_pem) = leaf(Vec::new(), "daedalus");
+        Pki {
+            ca_pem,
+            server_cert_pem,
+            server_key_pem,
+            client_cert_pem,
+            client_key_pem,
+            other_ca_pem,
+        }
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
     }
 }
 

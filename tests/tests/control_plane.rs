@@ -276,7 +276,11 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
     let task = tokio::spawn(run_job(built, Duration::from_secs(10), None, rx));
     let api = Api {
         url,
-        client: reqwest::Client::new(),
+        client: daedalus_host::engine::tls::http_client(
+            &Default::default(),
+            Duration::from_secs(30),
+        )
+        .unwrap(),
         token,
     };
     wait_for(

@@ -171,3 +171,272 @@ async fn instances_scale_a_statefulset_and_wait_for_the_controller() {
     ));
     assert_eq!(k.progress(&Target::job(2)).await.unwrap(), Progress::Done);
 }
+
+// --- Reaching a real-shaped API server: TLS, kubeconfig, in-cluster, exec plugins ---------
+//
+// The double speaks HTTPS with certificates made at test time (`Pki`) and, like a kube-apiserver
+// set up for x509 client auth, can refuse clients without a certificate its CA signed.
+
+use base64::Engine as _;
+use daedalus_host::engine::kubeconfig::{KubeConnection, load_kubeconfig};
+use daedalus_host::live::config::KubeWorkload;
+use daedalus_tests::fake_http::{Pki, serve_tls};
+use std::path::Path;
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn connect(conn: &KubeConnection) -> KubeScale {
+    KubeScale::connect(
+        conn,
+        "streaming",
+        WorkloadKind::Deployment,
+        "flink-taskmanager",
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
+/// A kubeconfig for `server` with the CA in a file beside it and the user's `user` block.
+fn kubeconfig(dir: &Path, server: &str, ca_pem: &str, user: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority: ca.pem\nusers:\n- name: me\n  user:\n{user}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: me\n    namespace: streaming\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn scale_routes() -> Reply {
+    Reply::Routes(vec![
+        Route::new("GET", PATH, 200, &fixture("scale-2.json")),
+        Route::new("PATCH", PATH, 200, &fixture("scale-3.json")),
+    ])
+}
+
+#[tokio::test]
+async fn a_kubeconfig_client_certificate_reaches_an_api_server_that_demands_one() {
+    let pki = Pki::new();
+    let fake = serve_tls(scale_routes(), &pki, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("me.key"), &pki.client_key_pem).unwrap();
+    let user = format!(
+        "    client-certificate-data: {}\n    client-key: me.key\n",
+        b64(&pki.client_cert_pem)
+    );
+    let conn = load_kubeconfig(
+        &[kubeconfig(dir.path(), &fake.url, &pki.ca_pem, &user)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(conn.namespace.as_deref(), Some("streaming"));
+    let pool = KubernetesPool::new(connect(&conn));
+    pool.add().await.unwrap();
+    let reqs = fake.requests();
+    assert_eq!(
+        reqs.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "PATCH"]
+    );
+    assert!(fake.handshake_failures().is_empty());
+}
+
+#[tokio::test]
+async fn without_the_client_certificate_the_handshake_is_refused() {
+    let pki = Pki::new();
+    let fake = serve_tls(scale_routes(), &pki, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = load_kubeconfig(
+        &[kubeconfig(
+            dir.path(),
+            &fake.url,
+            &pki.ca_pem,
+            "    token: abc\n",
+        )],
+        None,
+    )
+    .unwrap();
+    let err = connect(&conn).get().await.unwrap_err();
+    assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
+    assert!(fake.requests().is_empty(), "no request got through");
+    assert!(
+        !fake.handshake_failures().is_empty(),
+        "the server refused it"
+    );
+}
+
+#[tokio::test]
+async fn a_server_certificate_the_cluster_ca_did_not_sign_is_refused() {
+    let pki = Pki::new();
+    let fake = serve_tls(scale_routes(), &pki, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = load_kubeconfig(
+        &[kubeconfig(
+            dir.path(),
+            &fake.url,
+            &pki.other_ca_pem,
+            "    token: abc\n",
+        )],
+        None,
+    )
+    .unwrap();
+    let err = connect(&conn).get().await.unwrap_err();
+    let EngineError::Unreachable { detail, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        detail.to_lowercase().contains("certificate"),
+        "the reason names the certificate: {detail}"
+    );
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn in_cluster_uses_the_service_account_and_rereads_a_rotated_token() {
+    let pki = Pki::new();
+    let fake = serve_tls(scale_routes(), &pki, false).await;
+    let sa = tempfile::tempdir().unwrap();
+    std::fs::write(sa.path().join("ca.crt"), &pki.ca_pem).unwrap();
+    std::fs::write(sa.path().join("token"), "sa-token-1\n").unwrap();
+    std::fs::write(sa.path().join("namespace"), "streaming").unwrap();
+    let port = fake.url.rsplit(':').next().unwrap().to_string();
+    let workload: KubeWorkload = toml::from_str(&format!(
+        "auth = \"in-cluster\"\nservice_account_dir = {:?}\nname = \"flink-taskmanager\"\n",
+        sa.path().display().to_string()
+    ))
+    .unwrap();
+    let env = |k: &str| match k {
+        "KUBERNETES_SERVICE_HOST" => Some("127.0.0.1".to_string()),
+        "KUBERNETES_SERVICE_PORT" => Some(port.clone()),
+        _ => None,
+    };
+    let conn = workload.connection(env).unwrap();
+    assert_eq!(workload.namespace_for(&conn), "streaming");
+    let scale = connect(&conn);
+    scale.get().await.unwrap();
+    std::fs::write(sa.path().join("token"), "sa-token-2\n").unwrap();
+    scale.get().await.unwrap();
+    let auth: Vec<String> = fake
+        .requests()
+        .iter()
+        .flat_map(|r| {
+            r.headers
+                .iter()
+                .filter(|h| h.starts_with("authorization"))
+                .cloned()
+        })
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            "authorization: bearer sa-token-1",
+            "authorization: bearer sa-token-2"
+        ]
+    );
+}
+
+/// An exec credential plugin (a shell script here, `aws eks get-token` in real life): its token is
+/// cached, renewed once when the API answers 401, and given the ExecCredential request.
+#[tokio::test]
+async fn an_exec_plugin_token_is_cached_and_renewed_after_a_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let script = dir.path().join("get-token");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(( $(cat {d}/count 2>/dev/null || echo 0) + 1 ))\necho $n > {d}/count\necho \"$KUBERNETES_EXEC_INFO\" > {d}/info\necho \"{{\\\"kind\\\":\\\"ExecCredential\\\",\\\"status\\\":{{\\\"token\\\":\\\"t-$n\\\",\\\"expirationTimestamp\\\":\\\"$1\\\"}}}}\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scale_2 = fixture("scale-2.json");
+    let pki = Pki::new();
+    let fake = serve_tls(
+        Reply::Sequence(vec![
+            (401, r#"{"message":"Unauthorized"}"#.into()),
+            (200, scale_2),
+        ]),
+        &pki,
+        false,
+    )
+    .await;
+    let user = |expiry: &str| {
+        format!(
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./get-token\n      args: [\"{expiry}\"]\n"
+        )
+    };
+    let cfg = kubeconfig(
+        dir.path(),
+        &fake.url,
+        &pki.ca_pem,
+        &user("2999-01-01T00:00:00Z"),
+    );
+    let scale = connect(&load_kubeconfig(&[cfg], None).unwrap());
+    scale.get().await.unwrap();
+    scale.get().await.unwrap();
+    let bearer = |r: &daedalus_tests::fake_http::Recorded| {
+        r.headers
+            .iter()
+            .find_map(|h| h.strip_prefix("authorization: bearer "))
+            .unwrap_or("")
+            .to_string()
+    };
+    let tokens: Vec<String> = fake.requests().iter().map(bearer).collect();
+    assert_eq!(
+        tokens,
+        ["t-1", "t-2", "t-2"],
+        "renewed after the 401, then cached"
+    );
+    let info = std::fs::read_to_string(dir.path().join("info")).unwrap();
+    assert!(info.contains("\"kind\":\"ExecCredential\""), "{info}");
+
+    // A token that has expired is renewed on every call.
+    let cfg = kubeconfig(
+        dir.path(),
+        &fake.url,
+        &pki.ca_pem,
+        &user("2001-01-01T00:00:00Z"),
+    );
+    let scale = connect(&load_kubeconfig(&[cfg], None).unwrap());
+    scale.get().await.unwrap();
+    scale.get().await.unwrap();
+    let tokens: Vec<String> = fake.requests().iter().skip(3).map(bearer).collect();
+    assert_eq!(tokens, ["t-3", "t-4"]);
+}
+
+#[tokio::test]
+async fn a_failing_exec_plugin_is_a_clear_error_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("get-token");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'no credentials for cluster east' >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pki = Pki::new();
+    let fake = serve_tls(scale_routes(), &pki, false).await;
+    let cfg = kubeconfig(
+        dir.path(),
+        &fake.url,
+        &pki.ca_pem,
+        "    exec:\n      command: ./get-token\n",
+    );
+    let err = connect(&load_kubeconfig(&[cfg], None).unwrap())
+        .get()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("credential plugin") && err.contains("no credentials for cluster east"),
+        "{err}"
+    );
+    assert!(fake.requests().is_empty());
+}

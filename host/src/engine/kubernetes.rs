@@ -3,14 +3,18 @@
 //! reactive-mode Flink (TaskManager Deployment) and Kafka Streams (instance Deployment or
 //! StatefulSet) are scaled on Kubernetes.
 //!
-//! Auth: a bearer token (the pod's service-account token file, or a kubeconfig user's token).
-//! This build has no TLS backend, so it talks plain HTTP: in a cluster, run `kubectl proxy` as a
-//! sidecar (`api_url = "http://127.0.0.1:8001"`), which adds TLS and the pod's credentials; from
-//! a workstation, `kubectl proxy` does the same with the kubeconfig's credentials.
+//! Reaching the API: [`KubeScale::connect`] takes a [`KubeConnection`] from
+//! [`super::kubeconfig`] (in-cluster service account or a kubeconfig context: the cluster's
+//! CA, a client certificate, a token, a token file or an exec credential plugin) and speaks
+//! verified HTTPS; [`KubeScale::new`] takes a plain URL and an optional token (e.g.
+//! `kubectl proxy` at `http://127.0.0.1:8001`, which adds the credentials itself).
 
 use crate::engine::EngineError;
 use crate::engine::flink::TaskManagerPool;
+use crate::engine::kubeconfig::{Credentials, ExecPlugin, ExecToken, KubeConnection};
+use crate::engine::tls::{TlsSettings, error_chain, http_client};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which workload.
@@ -54,13 +58,20 @@ pub struct ScaleStatus {
 pub struct KubeScale {
     http: reqwest::Client,
     url: String,
-    token: Option<String>,
+    credentials: Credentials,
+    /// The exec plugin's last token, reused until it expires or the API refuses it.
+    exec_token: Arc<tokio::sync::Mutex<Option<ExecToken>>>,
     timeout: Duration,
 }
 
+/// How long before its expiry an exec plugin's token is renewed.
+const EXEC_RENEW_EARLY_SECS: i64 = 30;
+/// How long an exec plugin may take (cloud CLIs start slowly).
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl KubeScale {
-    /// A client for `kind` `name` in `namespace` on the API at `api_url`, with an optional
-    /// bearer `token`.
+    /// A client for `kind` `name` in `namespace` on the API at `api_url` (plain HTTP, or HTTPS
+    /// against the system's roots), with an optional bearer `token`.
     pub fn new(
         api_url: &str,
         namespace: &str,
@@ -69,23 +80,45 @@ impl KubeScale {
         token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, EngineError> {
+        let conn = KubeConnection {
+            server: api_url.trim_end_matches('/').to_string(),
+            tls: TlsSettings::default(),
+            credentials: token.map_or(Credentials::None, Credentials::Token),
+            namespace: None,
+            source: api_url.to_string(),
+        };
+        Self::connect(&conn, namespace, kind, name, timeout)
+    }
+
+    /// A client for `kind` `name` in `namespace` through `conn`.
+    pub fn connect(
+        conn: &KubeConnection,
+        namespace: &str,
+        kind: WorkloadKind,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Self, EngineError> {
         let plural = match kind {
             WorkloadKind::Deployment => "deployments",
             WorkloadKind::StatefulSet => "statefulsets",
         };
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| EngineError::Other(format!("cannot build the HTTP client: {e}")))?;
+        let http = http_client(&conn.tls, timeout)
+            .map_err(|e| EngineError::Other(format!("{}: {e}", conn.source)))?;
         Ok(KubeScale {
             http,
             url: format!(
                 "{}/apis/apps/v1/namespaces/{namespace}/{plural}/{name}/scale",
-                api_url.trim_end_matches('/')
+                conn.server.trim_end_matches('/')
             ),
-            token,
+            credentials: conn.credentials.clone(),
+            exec_token: Arc::default(),
             timeout,
         })
+    }
+
+    /// The scale subresource's URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Reads the token from a file (e.g. the service-account token) for [`KubeScale::new`].
@@ -95,15 +128,76 @@ impl KubeScale {
             .map_err(|e| EngineError::Other(format!("cannot read token {}: {e}", path.display())))
     }
 
-    fn auth(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
+    async fn run_exec(plugin: &ExecPlugin) -> Result<ExecToken, EngineError> {
+        let cmd = plugin.command.display().to_string();
+        let mut c = tokio::process::Command::new(&plugin.command);
+        c.args(&plugin.args)
+            .envs(plugin.env.iter().map(|(k, v)| (k, v)))
+            .env("KUBERNETES_EXEC_INFO", plugin.exec_info())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(EXEC_TIMEOUT, c.output())
+            .await
+            .map_err(|_| {
+                EngineError::Other(format!(
+                    "credential plugin {cmd} did not finish in {} s",
+                    EXEC_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| EngineError::Other(format!("credential plugin {cmd}: {e}")))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(EngineError::Other(format!(
+                "credential plugin {cmd} failed ({}): {}",
+                out.status,
+                stderr.trim().chars().take(300).collect::<String>()
+            )));
+        }
+        plugin.parse_output(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    async fn bearer(&self) -> Result<Option<String>, EngineError> {
+        match &self.credentials {
+            Credentials::None => Ok(None),
+            Credentials::Token(t) => Ok(Some(t.clone())),
+            Credentials::TokenFile(f) => Self::token_from_file(f).map(Some),
+            Credentials::Exec(plugin) => {
+                let mut cached = self.exec_token.lock().await;
+                let now = (crate::clock::unix_now_ms() / 1000) as i64;
+                let fresh = cached.as_ref().is_some_and(|t| {
+                    t.expires_unix
+                        .is_none_or(|exp| exp - EXEC_RENEW_EARLY_SECS > now)
+                });
+                if !fresh {
+                    *cached = Some(Self::run_exec(plugin).await?);
+                }
+                Ok(cached.as_ref().map(|t| t.token.clone()))
+            }
         }
     }
 
-    async fn send(&self, r: reqwest::RequestBuilder) -> Result<Scale, EngineError> {
-        let resp = self.auth(r).send().await.map_err(|e| {
+    async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Scale, EngineError> {
+        match self.send_once(&make).await {
+            // An exec plugin's token can be revoked before it says it expires: renew once.
+            Err(EngineError::Status { status: 401, .. })
+                if matches!(self.credentials, Credentials::Exec(_)) =>
+            {
+                *self.exec_token.lock().await = None;
+                self.send_once(&make).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        make: &impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Scale, EngineError> {
+        let mut r = make();
+        if let Some(t) = self.bearer().await? {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.map_err(|e| {
             if e.is_timeout() {
                 EngineError::Timeout {
                     endpoint: self.url.clone(),
@@ -112,7 +206,7 @@ impl KubeScale {
             } else {
                 EngineError::Unreachable {
                     endpoint: self.url.clone(),
-                    detail: e.to_string(),
+                    detail: error_chain(&e),
                 }
             }
         })?;
@@ -138,18 +232,19 @@ impl KubeScale {
 
     /// The current Scale.
     pub async fn get(&self) -> Result<Scale, EngineError> {
-        self.send(self.http.get(&self.url)).await
+        self.send(|| self.http.get(&self.url)).await
     }
 
     /// Sets the desired replicas (a merge patch of `spec.replicas`).
     pub async fn set(&self, replicas: u32) -> Result<Scale, EngineError> {
         let body = serde_json::json!({ "spec": { "replicas": replicas } });
-        self.send(
+        let body = body.to_string();
+        self.send(|| {
             self.http
                 .patch(&self.url)
                 .header("Content-Type", "application/merge-patch+json")
-                .body(body.to_string()),
-        )
+                .body(body.clone())
+        })
         .await
     }
 }

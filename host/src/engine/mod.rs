@@ -7,19 +7,22 @@
 //! - [`kafka`]: the input topic through the Kafka protocol (end offsets) and a producer for
 //!   `loadgen`;
 //! - [`kubernetes`]: a workload's replicas through the `scale` subresource (the TaskManager
-//!   pool on Kubernetes);
+//!   pool on Kubernetes); [`kubeconfig`] finds the cluster (in-cluster or a kubeconfig);
 //! - [`prometheus`]: PromQL queries, and a collector for instance-scaled engines (Kafka
 //!   Streams through the JMX exporter);
 //! - [`process_group`]: local instances of a command as an actuator;
-//! - [`simulated`]: the simulator's job model as a live engine (`daedalus run` without one).
+//! - [`simulated`]: the simulator's job model as a live engine (`daedalus run` without one);
+//! - [`tls`]: the rustls configuration every HTTP client is built with.
 
 mod error;
 pub mod flink;
 pub mod kafka;
+pub mod kubeconfig;
 pub mod kubernetes;
 pub mod process_group;
 pub mod prometheus;
 pub mod simulated;
+pub mod tls;
 
 pub use error::EngineError;
 

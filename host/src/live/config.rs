@@ -34,10 +34,11 @@
 //! # program_args = ["--input", "words"]
 //! taskmanager_start = ["bash", "tests/services/flink.sh", "tm-start"]  # optional pool
 //! taskmanager_stop = ["bash", "tests/services/flink.sh", "tm-stop"]
-//! # or, on Kubernetes (reactive mode): the TaskManager Deployment's replicas, through
-//! # `kubectl proxy` (this build speaks plain HTTP)
-//! # taskmanager_deployment = { api_url = "http://127.0.0.1:8001", namespace = "streaming",
-//! #                            name = "flink-taskmanager", token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token" }
+//! # or, on Kubernetes (reactive mode): the TaskManager Deployment's replicas, reached
+//! # in-cluster (the pod's service account), through a kubeconfig context, or at a URL
+//! # (see `KubeWorkload`)
+//! # taskmanager_deployment = { auth = "in-cluster", namespace = "streaming", name = "flink-taskmanager" }
+//! # taskmanager_deployment = { auth = "kubeconfig", context = "prod", name = "flink-taskmanager" }
 //!
 //! [jobs.kafka]                   # optional: the input topic, for the arrival rate
 //! bootstrap = "127.0.0.1:9092"
@@ -248,21 +249,157 @@ pub struct KafkaStreamsConfig {
     pub workload: Option<KubeWorkload>,
 }
 
-/// A Kubernetes workload scaled through its `scale` subresource.
+/// A Kubernetes workload scaled through its `scale` subresource, and how to reach the API.
+///
+/// `auth` picks the connection (default: `url` when `api_url` is given, else `in-cluster`
+/// inside a pod, else `kubeconfig`):
+/// - `in-cluster`: the pod's service account (`service_account_dir`: its `ca.crt`, `token`,
+///   `namespace`) and `KUBERNETES_SERVICE_HOST`/`_PORT`;
+/// - `kubeconfig`: `kubeconfig` (default `$KUBECONFIG`, else `~/.kube/config`), `context`
+///   (default its current context): server, CA, client certificate, token or exec plugin;
+/// - `url`: `api_url` as given (e.g. `kubectl proxy` at `http://127.0.0.1:8001`), with an
+///   optional `token_file` and `ca_file`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubeWorkload {
-    /// API base URL (`kubectl proxy`, e.g. `http://127.0.0.1:8001`).
-    pub api_url: String,
-    /// Namespace.
-    pub namespace: String,
-    /// `deployment` or `stateful-set`.
+    /// `in-cluster`, `kubeconfig` or `url` (default: see above).
+    #[serde(default)]
+    pub auth: Option<KubeAuth>,
+    /// API base URL for `auth = "url"`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// File holding a bearer token, for `auth = "url"` (read at every request).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA bundle to verify an `https` `api_url` against (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// kubeconfig file for `auth = "kubeconfig"` (default `$KUBECONFIG`, else
+    /// `~/.kube/config`).
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: its `current-context`).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The service account's folder for `auth = "in-cluster"` (default
+    /// `/var/run/secrets/kubernetes.io/serviceaccount`).
+    #[serde(default)]
+    pub service_account_dir: Option<PathBuf>,
+    /// Namespace (default: the context's or the pod's, else `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `deployment` (default) or `stateful-set`.
+    #[serde(default = "default_workload_kind")]
     pub kind: crate::engine::kubernetes::WorkloadKind,
     /// Name.
     pub name: String,
-    /// File holding a bearer token (the pod's service-account token in-cluster).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
+}
+
+fn default_workload_kind() -> crate::engine::kubernetes::WorkloadKind {
+    crate::engine::kubernetes::WorkloadKind::Deployment
+}
+
+/// How the host reaches the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeAuth {
+    /// The pod's service account.
+    InCluster,
+    /// A kubeconfig context.
+    Kubeconfig,
+    /// A plain URL (e.g. `kubectl proxy`), optionally with a token file and a CA file.
+    Url,
+}
+
+impl KubeWorkload {
+    /// Resolves the connection; `env` reads environment variables.
+    pub fn connection(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::engine::kubeconfig::KubeConnection, crate::engine::EngineError> {
+        use crate::engine::kubeconfig::{self, Credentials, KubeConnection};
+        use crate::engine::tls::{Roots, TlsSettings};
+        let auth = self.auth.unwrap_or(if self.api_url.is_some() {
+            KubeAuth::Url
+        } else if env("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty()) {
+            KubeAuth::InCluster
+        } else {
+            KubeAuth::Kubeconfig
+        });
+        let misplaced = |key: &str, mode: &str| {
+            crate::engine::EngineError::Other(format!(
+                "Kubernetes workload {:?}: `{key}` applies to auth = \"{mode}\" only",
+                self.name
+            ))
+        };
+        match auth {
+            KubeAuth::Url => {
+                let url = self.api_url.as_ref().ok_or_else(|| {
+                    crate::engine::EngineError::Other(format!(
+                        "Kubernetes workload {:?}: auth = \"url\" needs api_url",
+                        self.name
+                    ))
+                })?;
+                let roots = match &self.ca_file {
+                    None => Roots::System,
+                    Some(f) => Roots::Pem(std::fs::read(f).map_err(|e| {
+                        crate::engine::EngineError::Other(format!("ca_file {}: {e}", f.display()))
+                    })?),
+                };
+                Ok(KubeConnection {
+                    server: url.trim_end_matches('/').to_string(),
+                    tls: TlsSettings {
+                        roots,
+                        identity: None,
+                    },
+                    credentials: self
+                        .token_file
+                        .clone()
+                        .map_or(Credentials::None, Credentials::TokenFile),
+                    namespace: None,
+                    source: url.clone(),
+                })
+            }
+            KubeAuth::InCluster | KubeAuth::Kubeconfig => {
+                for (set, key) in [
+                    (self.api_url.is_some(), "api_url"),
+                    (self.token_file.is_some(), "token_file"),
+                    (self.ca_file.is_some(), "ca_file"),
+                ] {
+                    if set {
+                        return Err(misplaced(key, "url"));
+                    }
+                }
+                if auth == KubeAuth::InCluster {
+                    if self.kubeconfig.is_some() || self.context.is_some() {
+                        return Err(misplaced("kubeconfig/context", "kubeconfig"));
+                    }
+                    let dir = self
+                        .service_account_dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR));
+                    kubeconfig::in_cluster(env, &dir)
+                } else {
+                    if self.service_account_dir.is_some() {
+                        return Err(misplaced("service_account_dir", "in-cluster"));
+                    }
+                    let files = match &self.kubeconfig {
+                        Some(f) => vec![f.clone()],
+                        None => kubeconfig::default_kubeconfig_paths(env),
+                    };
+                    kubeconfig::load_kubeconfig(&files, self.context.as_deref())
+                }
+            }
+        }
+    }
+
+    /// The namespace: configured, else the connection's, else `default`.
+    pub fn namespace_for(&self, conn: &crate::engine::kubeconfig::KubeConnection) -> String {
+        self.namespace
+            .clone()
+            .or_else(|| conn.namespace.clone())
+            .unwrap_or_else(|| "default".into())
+    }
 }
 
 fn default_prometheus() -> String {
@@ -374,9 +511,9 @@ pub struct FlinkConfig {
     /// Command that stops one TaskManager.
     #[serde(default)]
     pub taskmanager_stop: Option<Vec<String>>,
-    /// Or: the TaskManager Deployment on Kubernetes.
+    /// Or: the TaskManager Deployment (or StatefulSet) on Kubernetes.
     #[serde(default)]
-    pub taskmanager_deployment: Option<KubeDeployment>,
+    pub taskmanager_deployment: Option<KubeWorkload>,
     /// Per-worker samples from Flink's Prometheus reporter (one worker per TaskManager)
     /// instead of REST (`workers`); the job state, operators and rates still come from REST.
     #[serde(default)]
@@ -414,21 +551,6 @@ pub enum RescaleMethod {
     InPlace,
     /// Stop with a savepoint and resubmit at the new parallelism.
     Savepoint,
-}
-
-/// A Kubernetes Deployment reached through the API (e.g. `kubectl proxy`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KubeDeployment {
-    /// API base URL, e.g. `http://127.0.0.1:8001`.
-    pub api_url: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Deployment name.
-    pub name: String,
-    /// File holding a bearer token (optional; `kubectl proxy` adds credentials itself).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
 }
 
 /// The input topic.
@@ -478,13 +600,24 @@ impl RunConfig {
         for j in &mut self.jobs {
             fix(&mut j.policy);
             j.shadow.iter_mut().for_each(|c| fix(&mut c.policy));
-            if let Some(f) = j
-                .kafka_streams
-                .as_mut()
-                .and_then(|k| k.workload.as_mut())
-                .and_then(|w| w.token_file.as_mut())
-            {
-                fix(f);
+            let workloads = [
+                j.kafka_streams.as_mut().and_then(|k| k.workload.as_mut()),
+                j.flink
+                    .as_mut()
+                    .and_then(|f| f.taskmanager_deployment.as_mut()),
+            ];
+            for w in workloads.into_iter().flatten() {
+                for f in [
+                    &mut w.token_file,
+                    &mut w.ca_file,
+                    &mut w.kubeconfig,
+                    &mut w.service_account_dir,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    fix(f);
+                }
             }
             if let Some(sim) = &mut j.simulated {
                 if let Some(f) = &mut sim.state_file {
@@ -703,6 +836,66 @@ job_name = "flink-wordcount"
             let e = format!("{:#}", RunConfig::parse(&with(bad)).unwrap_err());
             assert!(e.contains(key), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn kubernetes_workloads_pick_their_connection_and_resolve_paths() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("kc"),
+            "current-context: x\nclusters: [{name: c, cluster: {server: 'https://k:6443'}}]\ncontexts: [{name: x, context: {cluster: c, namespace: ns1}}]\n",
+        )
+        .unwrap();
+        let path = d.path().join("run.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{OK}taskmanager_deployment = {{ auth = \"kubeconfig\", kubeconfig = \"kc\", name = \"tm\" }}\n"
+            ),
+        )
+        .unwrap();
+        let c = RunConfig::load(&path).unwrap();
+        let w = c.jobs[0]
+            .flink
+            .as_ref()
+            .unwrap()
+            .taskmanager_deployment
+            .clone()
+            .unwrap();
+        assert_eq!(w.kubeconfig.as_deref(), Some(d.path().join("kc").as_path()));
+        assert_eq!(w.kind, crate::engine::kubernetes::WorkloadKind::Deployment);
+        let no_env = |_: &str| None;
+        let conn = w.connection(no_env).unwrap();
+        assert_eq!(
+            (conn.server.as_str(), w.namespace_for(&conn)),
+            ("https://k:6443", "ns1".to_string())
+        );
+
+        // The default follows client-go: a URL if given, in a pod the service account, else
+        // the kubeconfig.
+        let parse = |t: &str| toml::from_str::<KubeWorkload>(t).unwrap();
+        let url = parse("api_url = \"http://127.0.0.1:8001\"\nname = \"tm\"");
+        assert_eq!(
+            url.connection(no_env).unwrap().server,
+            "http://127.0.0.1:8001"
+        );
+        let in_pod = |k: &str| (k == "KUBERNETES_SERVICE_HOST").then(|| "10.0.0.1".to_string());
+        let e = parse("name = \"tm\"").connection(in_pod).unwrap_err();
+        assert!(e.to_string().starts_with("in-cluster"), "{e}");
+        // A key that belongs to another mode is an error, not silently ignored.
+        let e = parse("auth = \"in-cluster\"\napi_url = \"http://x\"\nname = \"tm\"")
+            .connection(no_env)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`api_url` applies to auth = \"url\""),
+            "{e}"
+        );
+        let e = parse("auth = \"url\"\nname = \"tm\"")
+            .connection(no_env)
+            .unwrap_err();
+        assert!(e.to_string().contains("needs api_url"), "{e}");
+        assert!(toml::from_str::<KubeWorkload>("auth = \"magic\"\nname = \"tm\"").is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::engine::flink::{
     SavepointRescaleActuator, TaskManagerPool,
 };
 use crate::engine::kafka::InputTopic;
-use crate::engine::kubernetes::{KubeScale, KubernetesPool, WorkloadKind};
+use crate::engine::kubernetes::{KubeScale, KubernetesPool};
 use crate::engine::simulated::SimulatedJob;
 use crate::engine::{Actuator, Collector};
 use crate::model::Bounds;
@@ -34,6 +34,7 @@ use crate::sim::profile::{Engine, JobProfile};
 use crate::sim::trace::Trace;
 use crate::store::Store;
 use anyhow::Context;
+use config::KubeWorkload;
 use config::{FlinkConfig, JobConfig, KafkaStreamsConfig, RescaleMethod, SimulatedConfig};
 use metrics::Metrics;
 use std::collections::BTreeMap;
@@ -127,6 +128,21 @@ fn job_connectors(
     }
 }
 
+/// The scale client for a configured Kubernetes workload (in-cluster, kubeconfig or a URL).
+fn kube_scale(w: &KubeWorkload, timeout: Duration) -> anyhow::Result<KubeScale> {
+    let conn = w
+        .connection(|k| std::env::var(k).ok())
+        .with_context(|| format!("Kubernetes workload {:?}", w.name))?;
+    let namespace = w.namespace_for(&conn);
+    tracing::info!(
+        workload = %w.name, %namespace, server = %conn.server, via = %conn.source,
+        "Kubernetes API"
+    );
+    Ok(KubeScale::connect(
+        &conn, &namespace, w.kind, &w.name, timeout,
+    )?)
+}
+
 fn kafka_streams_connectors(
     cfg: &RunConfig,
     job: &JobConfig,
@@ -170,12 +186,8 @@ fn kafka_streams_connectors(
             (Box::new(group), desired)
         }
         (None, Some(w)) => {
-            let token = match &w.token_file {
-                Some(f) => Some(KubeScale::token_from_file(f)?),
-                None => None,
-            };
             let k = crate::engine::kubernetes::KubernetesInstances::new(
-                KubeScale::new(&w.api_url, &w.namespace, w.kind, &w.name, token, timeout)?,
+                kube_scale(w, timeout)?,
                 ks.partitions,
             )
             .with_readiness(collector());
@@ -252,20 +264,10 @@ fn flink_connectors(
             stop: stop.clone(),
             dir: Some(cfg.base_dir.clone()),
         })),
-        (_, _, Some(k)) => {
-            let token = match &k.token_file {
-                Some(f) => Some(KubeScale::token_from_file(&cfg.base_dir.join(f))?),
-                None => None,
-            };
-            Some(Box::new(KubernetesPool::new(KubeScale::new(
-                &k.api_url,
-                &k.namespace,
-                WorkloadKind::Deployment,
-                &k.name,
-                token,
-                Duration::from_millis(flink_cfg.timeout_ms),
-            )?)))
-        }
+        (_, _, Some(k)) => Some(Box::new(KubernetesPool::new(kube_scale(
+            k,
+            Duration::from_millis(flink_cfg.timeout_ms),
+        )?))),
         _ => None,
     };
     let actuator: Box<dyn Actuator> = match flink_cfg.rescale {

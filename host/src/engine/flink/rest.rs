@@ -214,11 +214,7 @@ pub struct FlinkRest {
 impl FlinkRest {
     /// A client for `base` (e.g. `http://127.0.0.1:8081`) with a per-call `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, EngineError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| EngineError::Other(format!("cannot build the HTTP client: {e}")))?;
+        let http = crate::engine::tls::http_client(&Default::default(), timeout)?;
         Ok(FlinkRest {
             base: base.trim_end_matches('/').to_string(),
             http,
@@ -240,8 +236,7 @@ impl FlinkRest {
         } else {
             EngineError::Unreachable {
                 endpoint: endpoint.to_string(),
-                detail: std::error::Error::source(e)
-                    .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
+                detail: crate::engine::tls::error_chain(e),
             }
         }
     }

@@ -72,10 +72,7 @@ struct MatrixItem {
 impl Prometheus {
     /// A client for the Prometheus at `url` (e.g. `http://127.0.0.1:9090`).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, EngineError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| EngineError::Other(format!("cannot build an HTTP client: {e}")))?;
+        let http = crate::engine::tls::http_client(&Default::default(), timeout)?;
         Ok(Prometheus {
             http,
             url: url.trim_end_matches('/').to_string(),
@@ -100,7 +97,7 @@ impl Prometheus {
                 } else {
                     EngineError::Unreachable {
                         endpoint: endpoint.clone(),
-                        detail: e.to_string(),
+                        detail: crate::engine::tls::error_chain(&e),
                     }
                 }
             })?;
