@@ -164,3 +164,32 @@ pub fn with_params(mut input: DecisionInput, params: &[(&str, &str)]) -> Decisio
         .collect();
     input
 }
+
+/// What the live calibration tests offer: 3000 records/s (more than one instance of the
+/// test jobs takes at 1.5 ms per record), parallelism 1 then 2 and back, 15 s to settle and
+/// 20 s to measure at each.
+pub fn calibration_options(
+    rescale_timeout: std::time::Duration,
+) -> daedalus_host::live::calibrate::CalibrationOptions {
+    daedalus_host::live::calibrate::CalibrationOptions {
+        parallelisms: vec![1, 2],
+        offered_rate: 3000,
+        settle: std::time::Duration::from_secs(15),
+        measure: std::time::Duration::from_secs(20),
+        rescale_timeout,
+    }
+}
+
+/// Checks a live calibration under [`calibration_options`]: one worker saturated at a
+/// plausible capacity, a capacity at two, and one downtime each way.
+pub fn check_calibration(cal: &daedalus_host::live::calibrate::Calibration) {
+    let c1 = cal.capacity[&1];
+    assert!((50.0..3000.0).contains(&c1), "capacity at 1: {c1}");
+    assert!(
+        cal.saturated[&1],
+        "3000/s must saturate one worker at 1.5 ms per record"
+    );
+    assert!(cal.capacity[&2] > 0.0);
+    assert_eq!((cal.downtime_up_s.len(), cal.downtime_down_s.len()), (1, 1));
+    assert!(cal.downtime_up_s[0] > 0.0 && cal.downtime_down_s[0] > 0.0);
+}

@@ -15,7 +15,7 @@ use daedalus_host::engine::prometheus::{
     Prometheus, PrometheusCollector, PrometheusWorkers, Queries,
 };
 use daedalus_host::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
-use daedalus_host::live::calibrate::{Calibration, CalibrationOptions, calibrate};
+use daedalus_host::live::calibrate::{Calibration, calibrate};
 use daedalus_host::live::{Cycle, JobLoop, JobSettings};
 use daedalus_host::loadgen::{self, LoadgenOptions, LoadgenReport};
 use daedalus_host::model::{Bounds, Observation};
@@ -569,27 +569,13 @@ async fn calibrate_live() -> (Calibration, JobProfile) {
         .await
         .unwrap();
     let actuator = FlinkRescaleActuator::new(rest(), JobSelector::Id(job.id.clone()), None);
-    let opts = CalibrationOptions {
-        parallelisms: vec![1, 2],
-        offered_rate: 3000,
-        settle: Duration::from_secs(15),
-        measure: Duration::from_secs(20),
-        rescale_timeout: Duration::from_secs(90),
-    };
+    let opts = daedalus_tests::calibration_options(Duration::from_secs(90));
     let cal = calibrate(&collector(&job), &actuator, topic, &opts, &mut |l| {
         eprintln!("calibrate: {l}")
     })
     .await
     .unwrap();
-    let c1 = cal.capacity[&1];
-    assert!((50.0..3000.0).contains(&c1), "capacity at 1: {c1}");
-    assert!(
-        cal.saturated[&1],
-        "3000/s must saturate one subtask at 1.5 ms per record"
-    );
-    assert!(cal.capacity[&2] > 0.0);
-    assert_eq!((cal.downtime_up_s.len(), cal.downtime_down_s.len()), (1, 1));
-    assert!(cal.downtime_up_s[0] > 0.0 && cal.downtime_down_s[0] > 0.0);
+    daedalus_tests::check_calibration(&cal);
     let prof = cal
         .profile(&JobProfile::default_for(Engine::Flink), "wordcount", 4)
         .unwrap();

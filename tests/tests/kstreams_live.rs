@@ -515,3 +515,40 @@ async fn the_live_loop_scales_kafka_streams_with_daedalus() {
     )
     .await;
 }
+
+/// `calibrate` on the real app, as on Flink: it saturates one instance, rescales to two and
+/// back while the group rebalances, and fits a simulator profile from what it measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibrate_measures_the_app_and_fits_a_kafka_streams_profile() {
+    use daedalus_host::live::calibrate::calibrate;
+    use daedalus_host::sim::profile::{Engine, JobProfile};
+    let _lock = services::exclusive().await;
+    let app = App::new("ks-calibrate");
+    // 1500 us of CPU per word: one instance takes about 600 words/s, so 3000/s saturates two.
+    let g = app.group(1500);
+    let c = app.watching(&g);
+    g.scale_to(1).await.unwrap();
+    ready_at(&c, 1, Duration::from_secs(120), &app).await;
+    let topic = KafkaTopic::connect(KAFKA, &app.input, TIMEOUT)
+        .await
+        .unwrap();
+    // A rebalance under saturation on this 2-core machine took 84 s by hand.
+    let opts = daedalus_tests::calibration_options(Duration::from_secs(240));
+    let cal = calibrate(&c, &g, topic, &opts, &mut |l| eprintln!("calibrate: {l}")).await;
+    g.shutdown().await;
+    let cal = cal.unwrap();
+    eprintln!("calibration: {cal:?}");
+    daedalus_tests::check_calibration(&cal);
+    let prof = cal
+        .profile(
+            &JobProfile::default_for(Engine::KafkaStreams),
+            "kstreams-wordcount-local",
+            PARTITIONS,
+        )
+        .unwrap();
+    assert_eq!(prof.partitions, PARTITIONS);
+    assert_eq!(prof.scale_up_downtime_s, Some(cal.downtime_up_s[0]));
+    let text = toml::to_string(&prof).unwrap();
+    assert_eq!(JobProfile::parse(&text, "calibrated").unwrap(), prof);
+    eprintln!("calibrated profile:\n{text}");
+}
