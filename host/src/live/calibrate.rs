@@ -45,6 +45,15 @@ pub struct Calibration {
     pub downtime_down_s: Vec<f64>,
 }
 
+/// Whether a measurement ran saturated: the lag grew over it, or records arrived clearly
+/// faster than they were consumed. The second matters where the lag metric goes stale under
+/// a backlog (a Kafka Streams consumer stops fetching, and so stops updating `records-lag`,
+/// for partitions whose buffer is full).
+fn saturated(lags: &[f64], input_mean: Option<f64>, consumed: f64) -> bool {
+    let grew = lags.len() >= 2 && lags[lags.len() - 1] > lags[0];
+    grew || input_mean.is_some_and(|i| i > 1.1 * consumed)
+}
+
 /// The largest contention term a calibrated profile gets (the simulator needs it below 1).
 const MAX_SIGMA: f64 = 0.99;
 
@@ -180,7 +189,7 @@ pub async fn calibrate(
                 break; // the way back only measures the downtime
             }
             tokio::time::sleep(opts.settle).await;
-            let mut samples: Vec<(f64, Option<f64>)> = Vec::new();
+            let mut samples: Vec<(f64, Option<f64>, Option<f64>)> = Vec::new();
             let clock = Stopwatch::start();
             while clock.elapsed() < opts.measure {
                 // A failed or not-ready sample is skipped: right after a rescale the REST API
@@ -188,7 +197,7 @@ pub async fn calibrate(
                 match collector.collect(unix_now_ms()).await {
                     Ok(Collected::Ready(o)) => {
                         if let Some(t) = o.throughput_records_per_sec {
-                            samples.push((t, o.lag_records));
+                            samples.push((t, o.lag_records, o.input_records_per_sec));
                         }
                     }
                     Ok(Collected::NotReady { reason, .. }) => {
@@ -205,13 +214,14 @@ pub async fn calibrate(
                 )));
             };
             let lags: Vec<f64> = samples.iter().filter_map(|s| s.1).collect();
-            let grew = lags.len() >= 2 && lags[lags.len() - 1] > lags[0];
+            let inputs: Vec<f64> = samples.iter().filter_map(|s| s.2).collect();
+            let grew = saturated(&lags, mean(&inputs), c);
             progress(&format!(
                 "parallelism {p}: {c:.0} records/s consumed{}",
                 if grew {
                     ""
                 } else {
-                    " (lag did not grow: not saturated, a lower bound)"
+                    " (not saturated: the lag did not grow and arrivals did not exceed it; a lower bound)"
                 }
             ));
             cal.capacity.insert(p, c);
@@ -227,6 +237,15 @@ pub async fn calibrate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturation_is_a_growing_lag_or_arrivals_beyond_consumption() {
+        assert!(saturated(&[10.0, 50.0], None, 100.0));
+        assert!(!saturated(&[50.0, 50.0], None, 100.0));
+        assert!(!saturated(&[50.0], Some(105.0), 100.0));
+        assert!(saturated(&[50.0, 50.0], Some(3000.0), 451.0), "a stale lag");
+        assert!(!saturated(&[], None, 100.0));
+    }
     use crate::sim::profile::Engine;
 
     #[test]
