@@ -46,3 +46,21 @@ pub enum EngineError {
     #[error("{0}")]
     Other(String),
 }
+
+impl EngineError {
+    /// A failed HTTP call to `endpoint`: a timeout (after `timeout`) or unreachable, with the
+    /// whole cause chain (e.g. which certificate was refused).
+    pub fn transport(endpoint: &str, timeout: std::time::Duration, e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            EngineError::Timeout {
+                endpoint: endpoint.to_string(),
+                timeout_ms: timeout.as_millis() as u64,
+            }
+        } else {
+            EngineError::Unreachable {
+                endpoint: endpoint.to_string(),
+                detail: crate::engine::tls::error_chain(e),
+            }
+        }
+    }
+}

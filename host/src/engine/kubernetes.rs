@@ -12,7 +12,7 @@
 use crate::engine::EngineError;
 use crate::engine::flink::TaskManagerPool;
 use crate::engine::kubeconfig::{Credentials, ExecPlugin, ExecToken, KubeConnection};
-use crate::engine::tls::{TlsSettings, error_chain, http_client};
+use crate::engine::tls::{TlsSettings, http_client};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,19 +197,10 @@ impl KubeScale {
         if let Some(t) = self.bearer().await? {
             r = r.bearer_auth(t);
         }
-        let resp = r.send().await.map_err(|e| {
-            if e.is_timeout() {
-                EngineError::Timeout {
-                    endpoint: self.url.clone(),
-                    timeout_ms: self.timeout.as_millis() as u64,
-                }
-            } else {
-                EngineError::Unreachable {
-                    endpoint: self.url.clone(),
-                    detail: error_chain(&e),
-                }
-            }
-        })?;
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| EngineError::transport(&self.url, self.timeout, &e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         if !(200..300).contains(&status) {

@@ -228,17 +228,7 @@ impl FlinkRest {
     }
 
     fn transport(&self, endpoint: &str, e: &reqwest::Error) -> EngineError {
-        if e.is_timeout() {
-            EngineError::Timeout {
-                endpoint: endpoint.to_string(),
-                timeout_ms: self.timeout.as_millis() as u64,
-            }
-        } else {
-            EngineError::Unreachable {
-                endpoint: endpoint.to_string(),
-                detail: crate::engine::tls::error_chain(e),
-            }
-        }
+        EngineError::transport(endpoint, self.timeout, e)
     }
 
     async fn body(

@@ -88,19 +88,7 @@ impl Prometheus {
             .query(query)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    EngineError::Timeout {
-                        endpoint: endpoint.clone(),
-                        timeout_ms: self.timeout.as_millis() as u64,
-                    }
-                } else {
-                    EngineError::Unreachable {
-                        endpoint: endpoint.clone(),
-                        detail: crate::engine::tls::error_chain(&e),
-                    }
-                }
-            })?;
+            .map_err(|e| EngineError::transport(&endpoint, self.timeout, &e))?;
         let status = resp.status().as_u16();
         let body = resp.text().await.map_err(|e| EngineError::Unreachable {
             endpoint: endpoint.clone(),
