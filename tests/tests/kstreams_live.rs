@@ -4,6 +4,7 @@
 //! Prometheus cannot be made to show (malformed answers) use the HTTP test double.
 
 use daedalus_host::clock::Stopwatch;
+use daedalus_host::engine::consumer_group::ConsumerGroup;
 use daedalus_host::engine::kafka::{InputTopic, KafkaTopic};
 use daedalus_host::engine::process_group::{GroupSpec, ProcessGroup};
 use daedalus_host::engine::prometheus::{Prometheus, PrometheusCollector, Queries};
@@ -62,6 +63,12 @@ impl App {
             PARTITIONS,
         )
         .with_topic(&self.input)
+        .with_group(self.consumer_group())
+    }
+
+    /// The app's consumer group (its `application.id`).
+    fn consumer_group(&self) -> ConsumerGroup {
+        ConsumerGroup::new(KAFKA, &self.app_id, TIMEOUT)
     }
 
     /// The collector of a live loop over `g`: the instances it should run, and the arrival
@@ -213,6 +220,12 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
         "{view:?}"
     );
     assert!(view.assigned.values().all(|a| *a >= 1.0), "{view:?}");
+    // The broker's view agrees: three members, each owning a partition, all four owned.
+    let group = app.consumer_group().describe().await.unwrap();
+    assert!(group.is_stable(), "{group:?}");
+    assert_eq!(group.members.len(), 3, "{group:?}");
+    assert_eq!(group.assigned(&app.input).len() as u32, PARTITIONS, "{group:?}");
+    assert_eq!(group.busy_members(&app.input), 3, "{group:?}");
     let down = rescale(&g, 2, Duration::from_secs(120)).await;
     let o = ready_at(&c, 2, Duration::from_secs(60), &app).await;
     assert!(
@@ -242,7 +255,7 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
     }
     let recovered = clock.elapsed().as_secs_f64();
     let report = load.await.unwrap();
-    // The lag drains.
+    // The lag drains: the group's committed offsets reach the topic's end.
     let clock = Stopwatch::start();
     loop {
         if let Ok(Collected::Ready(o)) = c.collect(now_ms()).await
@@ -514,4 +527,43 @@ async fn the_live_loop_scales_kafka_streams_with_daedalus() {
         ],
     )
     .await;
+}
+
+/// `calibrate` on the real app, as on Flink: it saturates one instance, rescales to two and
+/// back while the group rebalances, and fits a simulator profile from what it measured. The
+/// lag it judges saturation by is the group's committed lag, which grows under the backlog
+/// (the consumers' own `records-lag` goes stale there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibrate_measures_the_app_and_fits_a_kafka_streams_profile() {
+    use daedalus_host::live::calibrate::calibrate;
+    use daedalus_host::sim::profile::{Engine, JobProfile};
+    let _lock = services::exclusive().await;
+    let app = App::new("ks-calibrate");
+    // 1500 us of CPU per word: one instance takes about 600 words/s, so 3000/s saturates two.
+    let g = app.group(1500);
+    let c = app.watching(&g);
+    g.scale_to(1).await.unwrap();
+    ready_at(&c, 1, Duration::from_secs(120), &app).await;
+    let topic = KafkaTopic::connect(KAFKA, &app.input, TIMEOUT)
+        .await
+        .unwrap();
+    let opts = daedalus_tests::calibration_options(Duration::from_secs(240));
+    let cal = calibrate(&c, &g, topic, &opts, &mut |l| eprintln!("calibrate: {l}")).await;
+    g.shutdown().await;
+    let cal = cal.unwrap();
+    eprintln!("calibration: {cal:?}");
+    daedalus_tests::check_calibration(&cal);
+    assert!(cal.saturated[&2], "3000/s must saturate two instances too");
+    let prof = cal
+        .profile(
+            &JobProfile::default_for(Engine::KafkaStreams),
+            "kstreams-wordcount-local",
+            PARTITIONS,
+        )
+        .unwrap();
+    assert_eq!(prof.partitions, PARTITIONS);
+    assert_eq!(prof.scale_up_downtime_s, Some(cal.downtime_up_s[0]));
+    let text = toml::to_string(&prof).unwrap();
+    assert_eq!(JobProfile::parse(&text, "calibrated").unwrap(), prof);
+    eprintln!("calibrated profile:\n{text}");
 }

@@ -6,6 +6,8 @@
 //!   REST API (adaptive scheduler, in-place rescaling);
 //! - [`kafka`]: the input topic through the Kafka protocol (end offsets) and a producer for
 //!   `loadgen`;
+//! - [`consumer_group`]: a consumer group's state, members and committed offsets through the
+//!   Kafka protocol (the lag of a Kafka Streams application, and its rebalances);
 //! - [`kubernetes`]: a workload's replicas through the `scale` subresource (the TaskManager
 //!   pool on Kubernetes); [`kubeconfig`] finds the cluster (in-cluster or a kubeconfig);
 //! - [`prometheus`]: PromQL queries, and a collector for instance-scaled engines (Kafka
@@ -14,6 +16,7 @@
 //! - [`simulated`]: the simulator's job model as a live engine (`daedalus run` without one);
 //! - [`tls`]: the rustls configuration every HTTP client is built with.
 
+pub mod consumer_group;
 mod error;
 pub mod flink;
 pub mod kafka;

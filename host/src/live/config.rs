@@ -228,6 +228,13 @@ pub struct KafkaStreamsConfig {
     pub topic: String,
     /// Partitions of the input topic: more instances than this would idle (required).
     pub partitions: u32,
+    /// The application's `application.id`, which names its consumer group (recommended). With
+    /// it the lag is the input's end offsets minus the group's committed offsets (current
+    /// even under a backlog, where the consumers' `records-lag` goes stale) and a rebalance
+    /// is read from the group's state and assignments; without it, from the `lag` and
+    /// `assigned` queries.
+    #[serde(default)]
+    pub application_id: Option<String>,
     /// Per-call timeout, ms (default 5000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -726,6 +733,13 @@ impl RunConfig {
                             "{at}.kafka_streams: give exactly one of instance_command and workload"
                         );
                     }
+                    if ks
+                        .application_id
+                        .as_ref()
+                        .is_some_and(|a| a.trim().is_empty())
+                    {
+                        bail!("{at}.kafka_streams.application_id: must not be empty");
+                    }
                     if ks.instance_command.as_ref().is_some_and(Vec::is_empty) {
                         bail!("{at}.kafka_streams.instance_command: must not be empty");
                     }
@@ -1001,6 +1015,19 @@ partitions = 4
         let k = c.jobs[0].kafka_streams.as_ref().unwrap();
         assert_eq!((k.scrape_job.as_str(), k.base_port), ("kstreams", 9400));
         assert!(err(ks_ok.replace("partitions = 4", "partitions = 0")).contains("partitions"));
+        assert_eq!(k.application_id, None);
+        let with_app = format!("{ks_ok}application_id = \"wc\"\n");
+        let c = RunConfig::parse(&with_app).unwrap();
+        assert_eq!(
+            c.jobs[0]
+                .kafka_streams
+                .as_ref()
+                .unwrap()
+                .application_id
+                .as_deref(),
+            Some("wc")
+        );
+        assert!(err(with_app.replace("\"wc\"", "\"\"")).contains("application_id"));
     }
 
     #[test]

@@ -148,12 +148,13 @@ fn kafka_streams_connectors(
     job: &JobConfig,
     ks: &KafkaStreamsConfig,
 ) -> anyhow::Result<Connectors> {
+    use crate::engine::consumer_group::ConsumerGroup;
     use crate::engine::process_group::{GroupSpec, ProcessGroup};
     use crate::engine::prometheus::{Prometheus, PrometheusCollector};
     let timeout = Duration::from_millis(ks.timeout_ms);
     let prom = Prometheus::new(&ks.prometheus_url, timeout)?;
     let collector = || {
-        PrometheusCollector::new(
+        let c = PrometheusCollector::new(
             prom.clone(),
             &ks.scrape_job,
             ks.queries
@@ -161,7 +162,11 @@ fn kafka_streams_connectors(
             ks.partitions,
         )
         .with_cores_per_instance(ks.cores_per_instance)
-        .with_topic(&ks.topic)
+        .with_topic(&ks.topic);
+        match &ks.application_id {
+            Some(app) => c.with_group(ConsumerGroup::new(&ks.bootstrap, app, timeout)),
+            None => c,
+        }
     };
     let input = InputTopic::new(&ks.bootstrap, &ks.topic, timeout);
     let (actuator, desired): (Box<dyn Actuator>, _) = match (&ks.instance_command, &ks.workload) {

@@ -12,6 +12,7 @@ mod workers;
 pub use queries::{Preset, Queries, QueryConfig, escape_label};
 pub use workers::PrometheusWorkers;
 
+use super::consumer_group::{self, ConsumerGroup, GroupView};
 use super::kafka::InputTopic;
 use super::{Collected, Collector, EngineError};
 use crate::model::{Observation, OperatorSample, WorkerSample};
@@ -220,6 +221,7 @@ pub struct PrometheusCollector {
     input: Option<InputTopic>,
     topic: Option<String>,
     job_name: Option<String>,
+    group: Option<ConsumerGroup>,
     last: Mutex<Option<(u64, i64)>>,
 }
 
@@ -236,6 +238,8 @@ pub struct InstanceView {
     pub assigned: BTreeMap<String, f64>,
     /// Total lag.
     pub lag: Option<f64>,
+    /// The consumer group's state and members, when the collector follows the group.
+    pub group: Option<GroupView>,
 }
 
 impl InstanceView {
@@ -274,6 +278,7 @@ impl PrometheusCollector {
             input: None,
             topic: None,
             job_name: None,
+            group: None,
             last: Mutex::new(None),
         }
     }
@@ -294,6 +299,15 @@ impl PrometheusCollector {
     pub fn with_input(mut self, input: InputTopic) -> Self {
         self.topic = Some(input.topic().to_string());
         self.input = Some(input);
+        self
+    }
+
+    /// Follows the application's consumer group (a Kafka Streams `application.id`): the lag
+    /// becomes the input topic's end offsets minus the group's committed offsets, which stay
+    /// current under a backlog where the consumers' `records-lag` goes stale, and a rebalance
+    /// is read from the group's state and its members' assignments.
+    pub fn with_group(mut self, group: ConsumerGroup) -> Self {
+        self.group = Some(group);
         self
     }
 
@@ -332,12 +346,19 @@ impl PrometheusCollector {
             self.q(&self.queries.assigned),
             self.q(&self.queries.lag),
         ];
-        let (cpu, thr, threads, assigned, lag) = tokio::join!(
+        let group = async {
+            match &self.group {
+                Some(g) => g.describe().await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (cpu, thr, threads, assigned, lag, group) = tokio::join!(
             self.prom.query(&q[0]),
             self.prom.query(&q[1]),
             self.prom.query(&q[2]),
             self.prom.query(&q[3]),
             self.prom.query(&q[4]),
+            group,
         );
         Ok(InstanceView {
             cpu: by_instance(cpu?),
@@ -345,6 +366,7 @@ impl PrometheusCollector {
             threads: by_instance(threads?),
             assigned: by_instance(assigned?),
             lag: lag?.first().map(|s| s.value),
+            group: group?,
         })
     }
 
@@ -365,7 +387,8 @@ impl PrometheusCollector {
     }
 
     /// Why the group is not settled at `n` instances, or `None` when every one of them is
-    /// processing and the partitions are all assigned.
+    /// processing and the partitions are all assigned: by the consumer group's own state and
+    /// assignments when the collector follows the group, else by the per-partition series.
     pub fn unsettled(&self, v: &InstanceView, n: u32) -> Option<String> {
         let alive: Vec<&String> = v
             .threads
@@ -378,6 +401,20 @@ impl PrometheusCollector {
                 "{} of {n} instances have a live stream thread",
                 alive.len()
             ));
+        }
+        if let (Some(g), Some(topic)) = (&v.group, &self.topic) {
+            if !g.is_stable() {
+                return Some(format!("rebalancing: the consumer group is {}", g.state));
+            }
+            let owned = g.assigned(topic).len() as u32;
+            let busy = g.busy_members(topic) as u32;
+            if owned < self.partitions || busy < n.min(self.partitions) {
+                return Some(format!(
+                    "rebalancing: {owned} of {} partitions assigned over {busy} group members",
+                    self.partitions
+                ));
+            }
+            return None;
         }
         let assigned: f64 = alive.iter().filter_map(|i| v.assigned.get(*i)).sum();
         let busy = alive
@@ -400,9 +437,11 @@ impl PrometheusCollector {
 #[async_trait::async_trait]
 impl Collector for PrometheusCollector {
     async fn collect(&self, now_ms: u64) -> Result<Collected, EngineError> {
+        let mut ends_now = None;
         let arrival = match &self.input {
             Some(t) => match t.end_offsets().await {
                 Ok(ends) => {
+                    ends_now = Some(ends.clone());
                     let total: i64 = ends.values().sum();
                     let prev = self
                         .last
@@ -422,6 +461,19 @@ impl Collector for PrometheusCollector {
             None => None,
         };
         let v = self.view().await?;
+        let lag = match (&self.group, &ends_now, &self.topic) {
+            (Some(g), Some(ends), Some(topic)) => {
+                let parts: Vec<i32> = ends.keys().copied().collect();
+                match g.committed(topic, &parts).await {
+                    Ok(committed) => Some(consumer_group::lag(ends, &committed)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Committed offsets unavailable; the lag is the consumers' own metric.");
+                        v.lag
+                    }
+                }
+            }
+            _ => v.lag,
+        };
         let expected = self
             .expected
             .as_ref()
@@ -452,7 +504,7 @@ impl Collector for PrometheusCollector {
             parallelism: n,
             input_records_per_sec: arrival,
             throughput_records_per_sec: thr,
-            lag_records: v.lag,
+            lag_records: lag,
             workers,
             operators: vec![OperatorSample {
                 operator_id: "app".into(),
@@ -471,6 +523,7 @@ impl Collector for PrometheusCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::consumer_group::GroupMember;
 
     fn view(threads: &[(&str, f64)], assigned: &[(&str, f64)]) -> InstanceView {
         let m = |xs: &[(&str, f64)]| xs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
@@ -507,6 +560,46 @@ mod tests {
             &[("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0), ("e", 0.0)],
         );
         assert_eq!(c.unsettled(&six, 5), None);
+    }
+
+    #[test]
+    fn with_the_consumer_group_its_state_and_assignments_decide() {
+        let c = PrometheusCollector::new(
+            Prometheus::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap(),
+            "ks",
+            Queries::default(),
+            4,
+        )
+        .with_topic("words");
+        let member = |p: &[i32]| GroupMember {
+            partitions: BTreeMap::from([("words".to_string(), p.to_vec())]),
+            ..GroupMember::default()
+        };
+        // The per-partition series say nothing here (a stale or missing metric): the group does.
+        let mut v = view(&[("a", 1.0), ("b", 1.0)], &[]);
+        v.group = Some(GroupView {
+            state: "Stable".into(),
+            members: vec![member(&[0, 1]), member(&[2, 3])],
+        });
+        assert_eq!(c.unsettled(&v, 2), None);
+        assert!(c.unsettled(&v, 3).unwrap().contains("2 of 3"));
+        let mut moving = v.clone();
+        moving.group.as_mut().unwrap().state = "PreparingRebalance".into();
+        assert!(
+            c.unsettled(&moving, 2)
+                .unwrap()
+                .contains("PreparingRebalance")
+        );
+        let mut partial = v.clone();
+        partial.group.as_mut().unwrap().members = vec![member(&[0, 1, 2, 3]), member(&[])];
+        assert!(
+            c.unsettled(&partial, 2)
+                .unwrap()
+                .contains("over 1 group members")
+        );
+        let mut orphan = v.clone();
+        orphan.group.as_mut().unwrap().members = vec![member(&[0, 1]), member(&[2])];
+        assert!(c.unsettled(&orphan, 2).unwrap().contains("3 of 4"));
     }
 
     #[test]
