@@ -224,7 +224,11 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
     let group = app.consumer_group().describe().await.unwrap();
     assert!(group.is_stable(), "{group:?}");
     assert_eq!(group.members.len(), 3, "{group:?}");
-    assert_eq!(group.assigned(&app.input).len() as u32, PARTITIONS, "{group:?}");
+    assert_eq!(
+        group.assigned(&app.input).len() as u32,
+        PARTITIONS,
+        "{group:?}"
+    );
     assert_eq!(group.busy_members(&app.input), 3, "{group:?}");
     let down = rescale(&g, 2, Duration::from_secs(120)).await;
     let o = ready_at(&c, 2, Duration::from_secs(60), &app).await;
@@ -554,6 +558,9 @@ async fn calibrate_measures_the_app_and_fits_a_kafka_streams_profile() {
     eprintln!("calibration: {cal:?}");
     daedalus_tests::check_calibration(&cal);
     assert!(cal.saturated[&2], "3000/s must saturate two instances too");
+    // The stopped instance's member stays in the group until its session (10 s in the app)
+    // times out: the scale-down is not over before that.
+    assert!(cal.downtime_down_s[0] >= 9.0, "{cal:?}");
     let prof = cal
         .profile(
             &JobProfile::default_for(Engine::KafkaStreams),
@@ -566,4 +573,26 @@ async fn calibrate_measures_the_app_and_fits_a_kafka_streams_profile() {
     let text = toml::to_string(&prof).unwrap();
     assert_eq!(JobProfile::parse(&text, "calibrated").unwrap(), prof);
     eprintln!("calibrated profile:\n{text}");
+}
+
+/// A group nobody has joined, on the real broker: `Dead` with no members and no committed
+/// offsets, so its lag is the whole topic.
+#[tokio::test]
+async fn a_group_nobody_joined_is_dead_with_nothing_committed() {
+    services::up(&["kafka"]);
+    let topic = format!("ks-nogroup-{}", now_ms());
+    services::topic(&topic, PARTITIONS);
+    let group = ConsumerGroup::new(KAFKA, &format!("{topic}-app"), TIMEOUT);
+    let view = group.describe().await.unwrap();
+    assert_eq!(view.state, "Dead", "{view:?}");
+    assert!(view.members.is_empty() && !view.is_stable());
+    let committed = group.committed(&topic, &[0, 1, 2, 3]).await.unwrap();
+    assert!(committed.is_empty(), "{committed:?}");
+    let t = KafkaTopic::connect(KAFKA, &topic, TIMEOUT).await.unwrap();
+    t.produce(vec![b"a b".to_vec(); 10], 0).await.unwrap();
+    let ends = t.end_offsets().await.unwrap();
+    assert_eq!(
+        daedalus_host::engine::consumer_group::lag(&ends, &committed),
+        10.0
+    );
 }

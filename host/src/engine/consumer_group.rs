@@ -32,6 +32,8 @@ const OFFSET_FETCH_VERSION: i16 = 7;
 /// A response larger than this is refused rather than allocated (a group of thousands of
 /// members stays far below it).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// Kafka's `GROUP_ID_NOT_FOUND`.
+const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// What DescribeGroups says of a group.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -139,6 +141,14 @@ impl ConsumerGroup {
         let Some(g) = resp.groups.into_iter().next() else {
             return Err(malformed(&endpoint, "DescribeGroups answered no group"));
         };
+        if g.error_code == GROUP_ID_NOT_FOUND {
+            // Newer coordinators say so for a group nobody has joined yet; older ones answer
+            // `Dead` with no members, which is what this is.
+            return Ok(GroupView {
+                state: "Dead".into(),
+                members: Vec::new(),
+            });
+        }
         check(&endpoint, "DescribeGroups", g.error_code)?;
         let mut members = Vec::new();
         for m in g.members {
@@ -365,7 +375,7 @@ fn check(endpoint: &str, call: &str, code: i16) -> Result<(), EngineError> {
         25 => "unknown member",
         29 => "not authorized for this topic",
         30 => "not authorized for this group",
-        69 => "the group does not exist",
+        GROUP_ID_NOT_FOUND => "the group does not exist",
         3 => "unknown topic or partition",
         _ => "",
     };

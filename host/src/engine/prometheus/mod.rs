@@ -406,6 +406,16 @@ impl PrometheusCollector {
             if !g.is_stable() {
                 return Some(format!("rebalancing: the consumer group is {}", g.state));
             }
+            // Kafka Streams does not leave the group when an instance stops: its member stays,
+            // with its partitions, until the session times out. One member per live stream
+            // thread, then.
+            let threads: f64 = alive.iter().filter_map(|i| v.threads.get(*i)).sum();
+            if g.members.len() as f64 != threads.round() {
+                return Some(format!(
+                    "rebalancing: the consumer group has {} members for {threads:.0} live stream threads",
+                    g.members.len()
+                ));
+            }
             let owned = g.assigned(topic).len() as u32;
             let busy = g.busy_members(topic) as u32;
             if owned < self.partitions || busy < n.min(self.partitions) {
@@ -596,6 +606,14 @@ mod tests {
             c.unsettled(&partial, 2)
                 .unwrap()
                 .contains("over 1 group members")
+        );
+        // A stopped instance's member lingers until its session times out.
+        let mut lingering = v.clone();
+        lingering.threads.remove("b");
+        assert!(
+            c.unsettled(&lingering, 1)
+                .unwrap()
+                .contains("2 members for 1 live")
         );
         let mut orphan = v.clone();
         orphan.group.as_mut().unwrap().members = vec![member(&[0, 1]), member(&[2])];
