@@ -169,8 +169,9 @@ async fn rescale(g: &ProcessGroup, n: u32, within: Duration) -> f64 {
     panic!("the group did not settle at {n} within {within:?}: {last}");
 }
 
-/// How long from a step in the load until the instances' records reach the policy: the app's
-/// `process-rate` (a windowed rate), the JMX exporter, a 2 s scrape and the collector.
+/// How long from a step in the load until the instances' records reach the policy: the
+/// group's committed offsets (every commit interval), apportioned by the instances'
+/// `process-rate` through the JMX exporter and Prometheus, and the collector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_delay_from_the_app_through_prometheus_to_the_policy() {
     let _lock = services::exclusive().await;

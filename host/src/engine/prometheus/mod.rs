@@ -223,6 +223,7 @@ pub struct PrometheusCollector {
     job_name: Option<String>,
     group: Option<ConsumerGroup>,
     last: Mutex<Option<(u64, i64)>>,
+    last_committed: Mutex<Option<(u64, i64)>>,
 }
 
 /// What the instances report, by `instance` label.
@@ -280,6 +281,7 @@ impl PrometheusCollector {
             job_name: None,
             group: None,
             last: Mutex::new(None),
+            last_committed: Mutex::new(None),
         }
     }
 
@@ -444,6 +446,24 @@ impl PrometheusCollector {
     }
 }
 
+/// Splits a total rate over the workers in proportion to their own rates (`shares`, in any
+/// unit): unknown for all when the total or any share is unknown, evenly when every share is
+/// zero.
+fn apportion(total: Option<f64>, shares: &[Option<f64>]) -> Vec<Option<f64>> {
+    let known: Option<Vec<f64>> = shares.iter().copied().collect();
+    match (total, known) {
+        (Some(t), Some(k)) if !k.is_empty() => {
+            let sum: f64 = k.iter().sum();
+            if sum > 0.0 {
+                k.iter().map(|s| Some(t * s / sum)).collect()
+            } else {
+                vec![Some(t / k.len() as f64); k.len()]
+            }
+        }
+        _ => vec![None; shares.len()],
+    }
+}
+
 #[async_trait::async_trait]
 impl Collector for PrometheusCollector {
     async fn collect(&self, now_ms: u64) -> Result<Collected, EngineError> {
@@ -471,12 +491,31 @@ impl Collector for PrometheusCollector {
             None => None,
         };
         let v = self.view().await?;
+        // With the group: the lag and the consumption from its committed offsets, in input
+        // records (updated at every call, so a rate never spans more than one interval).
+        let mut consumed = None;
         let lag = match (&self.group, &ends_now, &self.topic) {
             (Some(g), Some(ends), Some(topic)) => {
                 let parts: Vec<i32> = ends.keys().copied().collect();
                 match g.committed(topic, &parts).await {
-                    Ok(committed) => Some(consumer_group::lag(ends, &committed)),
+                    Ok(committed) => {
+                        let total: i64 = committed.values().sum();
+                        let prev = self
+                            .last_committed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .replace((now_ms, total));
+                        consumed = prev.and_then(|(t0, c0)| {
+                            let dt = now_ms.saturating_sub(t0) as f64 / 1000.0;
+                            (dt > 0.0 && total >= c0).then(|| (total - c0) as f64 / dt)
+                        });
+                        Some(consumer_group::lag(ends, &committed))
+                    }
                     Err(e) => {
+                        *self
+                            .last_committed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = None;
                         tracing::warn!(error = %e, "Committed offsets unavailable; the lag is the consumers' own metric.");
                         v.lag
                     }
@@ -502,8 +541,20 @@ impl Collector for PrometheusCollector {
             });
         }
         let instances = InstanceView::processing(&v);
-        let workers = self.workers(&v);
-        let thr: Option<f64> = if instances.iter().all(|i| v.throughput.contains_key(*i)) {
+        let mut workers = self.workers(&v);
+        let thr: Option<f64> = if self.group.is_some() {
+            // The committed offsets count input records; `process-rate` counts every record
+            // every task processes (twice per word in the word count). It only apportions.
+            let shares: Vec<Option<f64>> = workers
+                .iter()
+                .map(|w| w.throughput_records_per_sec)
+                .collect();
+            let split = apportion(consumed, &shares);
+            for (w, t) in workers.iter_mut().zip(split) {
+                w.throughput_records_per_sec = t;
+            }
+            consumed
+        } else if instances.iter().all(|i| v.throughput.contains_key(*i)) {
             Some(instances.iter().map(|i| v.throughput[*i]).sum())
         } else {
             None
@@ -570,6 +621,21 @@ mod tests {
             &[("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0), ("e", 0.0)],
         );
         assert_eq!(c.unsettled(&six, 5), None);
+    }
+
+    #[test]
+    fn the_committed_rate_is_apportioned_by_the_instances_own_rates() {
+        assert_eq!(
+            apportion(Some(300.0), &[Some(400.0), Some(200.0)]),
+            vec![Some(200.0), Some(100.0)]
+        );
+        assert_eq!(
+            apportion(Some(10.0), &[Some(0.0), Some(0.0)]),
+            vec![Some(5.0), Some(5.0)]
+        );
+        assert_eq!(apportion(Some(10.0), &[Some(1.0), None]), vec![None, None]);
+        assert_eq!(apportion(None, &[Some(1.0)]), vec![None]);
+        assert!(apportion(Some(1.0), &[]).is_empty());
     }
 
     #[test]
