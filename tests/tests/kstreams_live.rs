@@ -452,9 +452,17 @@ async fn live_loop(policy: &str, params: &[(&str, &str)]) {
     let mut log = Vec::new();
     // At least 330 s (the load's 300 s, then the lag drains); on a loaded machine the backlog
     // built during the first rebalance drains later and the policy sees idle CPU only then, so
-    // up to 90 s more for the scale-in.
+    // up to 90 s more for the scale-in, and up to 150 s more for the lag to drain (the
+    // committed lag is the real one: a backlog left on one instance's partitions drains at
+    // that instance's pace).
+    let draining = |l: &JobLoop| {
+        l.latest()
+            .and_then(|o| o.lag_records)
+            .is_none_or(|lag| lag >= 2000.0)
+    };
     while clock.elapsed() < Duration::from_secs(330)
         || (!down_after_peak && clock.elapsed() < Duration::from_secs(420))
+        || (draining(&l) && clock.elapsed() < Duration::from_secs(480))
     {
         let cycle = l.cycle(now_ms()).await;
         if let Cycle::Decided {

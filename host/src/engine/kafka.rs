@@ -2,9 +2,10 @@
 //! offsets (the arrival rate, and the lag against the consumer's positions), and a producer for
 //! `loadgen`.
 //!
-//! The consumer group's committed offsets need the OffsetFetch API, which rskafka lacks, and
-//! they trail by a checkpoint anyway; the Flink collector takes the source reader's own
-//! per-partition positions instead (see `engine::flink`).
+//! A consumer group's committed offsets and membership are in `engine::consumer_group`
+//! (rskafka lacks those APIs). A Flink job commits its offsets only with a checkpoint, so the
+//! Flink collector takes the source reader's own per-partition positions instead (see
+//! `engine::flink`).
 
 use crate::engine::EngineError;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
