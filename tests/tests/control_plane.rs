@@ -643,6 +643,13 @@ async fn the_shipped_examples_are_valid_and_the_simulated_one_runs() {
         RunConfig::load(&root.join("examples").join(f))
             .unwrap_or_else(|e| panic!("examples/{f}: {e:#}"));
     }
+    // The calibrated profile of the local Kafka Streams app is a valid simulator profile.
+    let prof = daedalus_host::sim::profile::JobProfile::from_file(
+        &root.join("examples/kstreams-local-profile.toml"),
+    )
+    .unwrap();
+    assert_eq!((prof.partitions, prof.max_parallelism), (4, 4));
+    assert_eq!(prof.operators[1].capacity_per_instance, 573.0);
     let mut cfg = RunConfig::embedded_default(&root).unwrap();
     cfg.store = None;
     let parts = HostParts::new(&cfg, engine()).unwrap();
