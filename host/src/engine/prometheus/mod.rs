@@ -544,7 +544,8 @@ impl Collector for PrometheusCollector {
         let mut workers = self.workers(&v);
         let thr: Option<f64> = if self.group.is_some() {
             // The committed offsets count input records; `process-rate` counts every record
-            // every task processes (twice per word in the word count). It only apportions.
+            // every task processes (the word count's second sub-topology's too), over a window. It only
+            // apportions.
             let shares: Vec<Option<f64>> = workers
                 .iter()
                 .map(|w| w.throughput_records_per_sec)
