@@ -214,14 +214,9 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
     let up = rescale(&g, 3, Duration::from_secs(120)).await;
     let o = ready_at(&c, 3, Duration::from_secs(60), &app).await;
     assert_eq!(o.workers.len(), 3);
-    let view = c.view().await.unwrap();
-    assert_eq!(
-        view.assigned.values().sum::<f64>(),
-        f64::from(PARTITIONS),
-        "{view:?}"
-    );
-    assert!(view.assigned.values().all(|a| *a >= 1.0), "{view:?}");
-    // The broker's view agrees: three members, each owning a partition, all four owned.
+    // The broker's view: three members, each owning a partition, all four owned. (The
+    // consumers' per-partition series in Prometheus can trail it: a partition's series
+    // appears only after its first fetch.)
     let group = app.consumer_group().describe().await.unwrap();
     assert!(group.is_stable(), "{group:?}");
     assert_eq!(group.members.len(), 3, "{group:?}");
