@@ -446,6 +446,20 @@ impl PrometheusCollector {
     }
 }
 
+/// The rate of a growing count since the previous call (`last` holds its time and value,
+/// replaced by this one): `None` on the first call, with no time elapsed, or after the count
+/// went back (a topic recreated).
+fn rate_since(last: &Mutex<Option<(u64, i64)>>, now_ms: u64, total: i64) -> Option<f64> {
+    let prev = last
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace((now_ms, total));
+    prev.and_then(|(t0, c0)| {
+        let dt = now_ms.saturating_sub(t0) as f64 / 1000.0;
+        (dt > 0.0 && total >= c0).then(|| (total - c0) as f64 / dt)
+    })
+}
+
 /// Splits a total rate over the workers in proportion to their own rates (`shares`, in any
 /// unit): unknown for all when the total or any share is unknown, evenly when every share is
 /// zero.
@@ -472,16 +486,7 @@ impl Collector for PrometheusCollector {
             Some(t) => match t.end_offsets().await {
                 Ok(ends) => {
                     ends_now = Some(ends.clone());
-                    let total: i64 = ends.values().sum();
-                    let prev = self
-                        .last
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .replace((now_ms, total));
-                    prev.and_then(|(t0, e0)| {
-                        let dt = now_ms.saturating_sub(t0) as f64 / 1000.0;
-                        (dt > 0.0 && total >= e0).then(|| (total - e0) as f64 / dt)
-                    })
+                    rate_since(&self.last, now_ms, ends.values().sum())
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Input topic unavailable; arrival rate missing.");
@@ -499,16 +504,8 @@ impl Collector for PrometheusCollector {
                 let parts: Vec<i32> = ends.keys().copied().collect();
                 match g.committed(topic, &parts).await {
                     Ok(committed) => {
-                        let total: i64 = committed.values().sum();
-                        let prev = self
-                            .last_committed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .replace((now_ms, total));
-                        consumed = prev.and_then(|(t0, c0)| {
-                            let dt = now_ms.saturating_sub(t0) as f64 / 1000.0;
-                            (dt > 0.0 && total >= c0).then(|| (total - c0) as f64 / dt)
-                        });
+                        consumed =
+                            rate_since(&self.last_committed, now_ms, committed.values().sum());
                         Some(consumer_group::lag(ends, &committed))
                     }
                     Err(e) => {
@@ -622,6 +619,15 @@ mod tests {
             &[("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0), ("e", 0.0)],
         );
         assert_eq!(c.unsettled(&six, 5), None);
+    }
+
+    #[test]
+    fn a_count_becomes_a_rate_between_calls() {
+        let last = Mutex::new(None);
+        assert_eq!(rate_since(&last, 1000, 100), None);
+        assert_eq!(rate_since(&last, 3000, 300), Some(100.0));
+        assert_eq!(rate_since(&last, 3000, 400), None, "no time elapsed");
+        assert_eq!(rate_since(&last, 4000, 10), None, "the count went back");
     }
 
     #[test]
