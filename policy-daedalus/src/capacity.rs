@@ -88,6 +88,9 @@ pub struct CapacityModel {
     pub workers: BTreeMap<String, Regression>,
     /// Observed job capacity per scale-out (records/s), decayed by half per measurement.
     pub observed: BTreeMap<u32, f64>,
+    /// When the rescale the worker regressions were learned after finished, ms (0: none).
+    #[serde(default)]
+    pub epoch_ms: u64,
 }
 
 impl CapacityModel {
@@ -103,6 +106,15 @@ impl CapacityModel {
                 .entry(worker.to_string())
                 .or_default()
                 .add(x, y);
+        }
+    }
+
+    /// Restarts the per-worker regressions when a rescale newer than the last one seen
+    /// finished at `finished_ms`; the observed capacities per scale-out are kept.
+    pub fn start_epoch(&mut self, finished_ms: u64) {
+        if finished_ms > self.epoch_ms {
+            self.workers.clear();
+            self.epoch_ms = finished_ms;
         }
     }
 
@@ -176,6 +188,29 @@ impl CapacityModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_epoch_restarts_the_regressions_and_keeps_the_observed_capacities() {
+        let mut m = CapacityModel::default();
+        for i in 0..10 {
+            m.observe(
+                "w0",
+                Some(0.1 + 0.05 * f64::from(i)),
+                Some(1000.0 * f64::from(i)),
+            );
+        }
+        assert!(m.evaluate(1, &[("w0", 0.5)], 0.03).is_some());
+        let observed = m.observed.clone();
+        m.start_epoch(5_000);
+        assert!(m.workers.is_empty());
+        assert_eq!(m.observed, observed);
+        // The same rescale again (every later decision sees it) changes nothing.
+        m.observe("w0", Some(0.5), Some(5000.0));
+        m.start_epoch(5_000);
+        assert_eq!(m.workers.len(), 1);
+        m.start_epoch(4_000);
+        assert_eq!(m.workers.len(), 1);
+    }
 
     #[test]
     fn regression_is_exact_on_a_line_and_order_free() {

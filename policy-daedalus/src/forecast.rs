@@ -346,6 +346,17 @@ impl Forecaster {
         1.4826 * median(&mut dev)
     }
 
+    /// The input's trend in records/s per second over the last `points` differences: their
+    /// median, when their mean passes [`drift_is_significant`]; 0 otherwise.
+    pub fn drift(&self, points: usize) -> f64 {
+        let s = &self.series[self.series.len().saturating_sub(points + 1)..];
+        let mut d: Vec<f64> = s.windows(2).map(|w| w[1] - w[0]).collect();
+        if !drift_is_significant(&d) {
+            return 0.0;
+        }
+        median(&mut d) / STEP_S as f64
+    }
+
     /// WAPE of the last ARIMA forecast against the points that have arrived since; counts a bad
     /// forecast by `horizon_wape` when given (ARIMA's WAPE over every lead), else by that.
     fn score(&mut self, wape_good: f64, horizon_wape: Option<f64>) {
@@ -667,6 +678,26 @@ mod tests {
         let zigzag: Vec<f64> = (0..40).map(|i| 1000.0 * (i % 2) as f64).collect();
         assert!((with(zigzag).volatility(30) - 1482.6).abs() < 1e-6);
         assert_eq!(with(vec![1.0, 2.0]).volatility(30), 0.0);
+    }
+
+    #[test]
+    fn drift_follows_a_ramp_but_not_a_jump_or_a_wobble() {
+        let with = |series: Vec<f64>| Forecaster {
+            series,
+            ..Forecaster::default()
+        };
+        // +1000 per 10-s point: 100 records/s per second.
+        let ramp: Vec<f64> = (0..40).map(|i| 1000.0 * i as f64).collect();
+        assert_eq!(with(ramp).drift(30), 100.0);
+        let mut step = vec![20e3; 20];
+        step.extend(vec![250e3; 20]);
+        assert_eq!(with(step).drift(30), 0.0);
+        let zigzag: Vec<f64> = (0..40).map(|i| 1000.0 * (i % 2) as f64).collect();
+        assert_eq!(with(zigzag).drift(30), 0.0);
+        // A falling ramp is a negative drift (the plan uses only rises).
+        let fall: Vec<f64> = (0..40).map(|i| 1e5 - 500.0 * i as f64).collect();
+        assert_eq!(with(fall).drift(30), -50.0);
+        assert_eq!(with(vec![1.0, 2.0]).drift(30), 0.0);
     }
 
     #[test]

@@ -69,6 +69,25 @@ pub struct Params {
     /// for a scale-up's downtime plus its recovery); `off` is the reference, which provisions
     /// every scale-up for the forecast peak over the whole horizon at once.
     pub staged: bool,
+    /// `early_scale_down` (`on`): once the last rescale has recovered (its recovery watch
+    /// ended) and the lag is within `backlog_tolerance_secs` of input, a scale-down is planned
+    /// past the cooldown and the keep window; scale-ups still wait out the cooldown unless the
+    /// job falls behind. `off`: the reference, which holds every scale-out for the cooldown and
+    /// a sufficient one for the keep window.
+    pub early_scale_down: bool,
+    /// `upper_bound` (`trend`): the forecast's upper bound is never below the latest 10-s input
+    /// rate extended by its upward trend (when significant), plus the margin. `forecast`: the
+    /// forecast's peak plus the margin only.
+    pub trend_floor: bool,
+    /// `cover_recovery` (`upper`): a candidate must cover the upper bound (with its margin)
+    /// over its whole predicted recovery. `forecast`: the reference, the point forecast's peak
+    /// during the recovery.
+    pub cover_recovery_upper: bool,
+    /// `refit_after_rescale` (`on`): the per-worker regressions restart after every rescale,
+    /// since a worker's throughput per CPU depends on the scale-out; the observed capacities
+    /// per scale-out are kept. `off`: the reference, one regression per worker for its
+    /// lifetime.
+    pub refit_after_rescale: bool,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
     /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200),
     /// `forecast_scoring` (`horizon`: the model with the lowest WAPE over every lead of the
@@ -105,6 +124,10 @@ pub const KEYS: &[&str] = &[
     "fallback",
     "forecast_scoring",
     "staged",
+    "early_scale_down",
+    "upper_bound",
+    "cover_recovery",
+    "refit_after_rescale",
 ];
 
 impl Params {
@@ -145,6 +168,11 @@ impl Params {
             fallback_recovering: p.choice("fallback", "recovering", &["recovering", "max"])?
                 == "recovering",
             staged: p.choice("staged", "on", &["on", "off"])? == "on",
+            early_scale_down: p.choice("early_scale_down", "on", &["on", "off"])? == "on",
+            trend_floor: p.choice("upper_bound", "trend", &["trend", "forecast"])? == "trend",
+            cover_recovery_upper: p.choice("cover_recovery", "upper", &["upper", "forecast"])?
+                == "upper",
+            refit_after_rescale: p.choice("refit_after_rescale", "on", &["on", "off"])? == "on",
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,

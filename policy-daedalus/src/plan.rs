@@ -127,6 +127,26 @@ pub fn describe() -> PolicyInfo {
                 "scale up in stages when one more rescale costs less than provisioning for the horizon's peak now (`off`: the reference)",
             ),
             p(
+                "early_scale_down",
+                "on",
+                "once the last rescale has recovered and the lag is small, scale down past the cooldown and keep window (`off`: the reference)",
+            ),
+            p(
+                "upper_bound",
+                "trend",
+                "the forecast's upper bound starts from the latest input extended by its significant upward trend (`forecast`: the forecast's peak only)",
+            ),
+            p(
+                "cover_recovery",
+                "upper",
+                "a candidate covers the upper bound with its margin over its whole recovery (`forecast`: the reference's point forecast)",
+            ),
+            p(
+                "refit_after_rescale",
+                "on",
+                "restart the per-worker regressions after every rescale (`off`: the reference)",
+            ),
+            p(
                 "forecast_scoring",
                 "horizon",
                 "choose the forecast model by its WAPE over the whole horizon (`horizon`) or by the last forecast's first period (`reference`)",
@@ -146,6 +166,12 @@ fn learn(params: &Params, input: &DecisionInput, st: &mut State) {
     } else {
         None
     };
+    // A worker's throughput per CPU depends on the scale-out: regressions restart with each.
+    if params.refit_after_rescale
+        && let Some(f) = input.rescale.last_finished_ms
+    {
+        st.capacity.start_epoch(f);
+    }
     for obs in input.observations() {
         if obs.at_ms <= st.last_seen_ms {
             continue;
@@ -260,9 +286,23 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         return Ok(Decision::hold("between evaluations").with_state(st.encode()));
     }
     st.last_eval_ms = Some(now);
-    if behind.is_none() && last_rescale.is_some_and(|t| now < t + params.cooldown_ms) {
+    let lag_now = input
+        .current
+        .lag_records
+        .filter(|l| l.is_finite())
+        .unwrap_or(0.0)
+        .max(0.0);
+    let load_now =
+        mean_finite(input.window(60_000).map(|o| o.input_records_per_sec)).unwrap_or(0.0);
+    // The last rescale has recovered and no backlog is left: a scale-down may come early.
+    let settled = params.early_scale_down
+        && st.watch.is_none()
+        && lag_now <= params.backlog_tolerance_s * load_now.max(1.0);
+    let in_cooldown = last_rescale.is_some_and(|t| now < t + params.cooldown_ms);
+    if behind.is_none() && in_cooldown && !settled {
         return hold(&st, "cooldown after a rescale");
     }
+    let no_up = behind.is_none() && in_cooldown;
     let p_now = input.current.parallelism.max(1);
     // Analyze: capacity at the current scale-out from the last minute's CPU per worker.
     let alive: Vec<&str> = input
@@ -311,12 +351,7 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     let cap = |i: u32| model_cap(i) * shortfall;
     let forecast = st.forecaster.forecast(now, &params.forecast);
     let load = mean_finite(window.iter().map(|o| o.input_records_per_sec)).unwrap_or(0.0);
-    let lag = input
-        .current
-        .lag_records
-        .filter(|l| l.is_finite())
-        .unwrap_or(0.0)
-        .max(0.0);
+    let lag = lag_now;
     let ci = params.checkpoint_interval_s as usize;
     let since_checkpoint = mean_finite(
         input
@@ -361,8 +396,22 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     // The forecast's upper bound over the next `secs`: its peak plus `forecast_margin`
     // deviations of the input's 10-s movement, grown as for a random walk.
     let sigma = st.forecaster.volatility(30);
+    // With `upper_bound = trend`, the bound starts no lower than the latest 10-s input
+    // extended by its significant upward trend over the last 5 minutes.
+    let (floor, drift) = if params.trend_floor {
+        let recent =
+            mean_finite(input.window(10_000).map(|o| o.input_records_per_sec)).unwrap_or(load);
+        (recent, st.forecaster.drift(30).max(0.0))
+    } else {
+        (0.0, 0.0)
+    };
+    if drift > 0.0 {
+        metrics.push(Metric::new("input-trend", drift, "records/s per s"));
+    }
     let upper = |secs: u64| {
-        forecast.peak(secs as usize)
+        forecast
+            .peak(secs as usize)
+            .max(floor + drift * secs as f64)
             + params.forecast_margin * sigma * (secs as f64 / crate::forecast::STEP_S as f64).sqrt()
     };
     let (interval_s, cooldown_s) = (
@@ -386,6 +435,7 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     let latency_at_risk = params.latency_target_s > 0.0 && lag > params.latency_target_s * load;
     if behind.is_none()
         && !latency_at_risk
+        && !settled
         && last_rescale.is_some_and(|t| now < t + params.keep_window_ms)
         && cap(p_now) > load
         && cap(p_now) > short_peak
@@ -468,6 +518,10 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         if c < forecast.peak(rt) {
             continue;
         }
+        // Until it has recovered the job has no headroom for a rise: cover its upper bound.
+        if params.cover_recovery_upper && c < upper(rt as u64) {
+            continue;
+        }
         if c < upper(if rescale { rescale_until } else { keep_until }) {
             continue;
         }
@@ -525,6 +579,12 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         chosen_rt = rt as f64;
         reason = format!(
             "{p_now} -> {i}: no scale-out covers the whole forecast; smallest recovering in {rt} s and covering the peak meanwhile"
+        );
+    }
+    if no_up && choice > p_now {
+        return hold(
+            &st,
+            "cooldown after a rescale (only a scale-down may come early)",
         );
     }
     if chosen_rt.is_finite() {

@@ -138,6 +138,10 @@ fn job(p: u32, rate: impl Fn(u64) -> f64, now_s: u64, secs: u64) -> DecisionInpu
     i
 }
 
+fn kv(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
 fn params() -> Params {
     Params::parse(&[]).unwrap()
 }
@@ -176,12 +180,23 @@ fn guards() {
     i.rescale.in_progress = true;
     i.rescale.started_ms = Some(9_990_000);
     assert_eq!(decide(&p, &i).unwrap().action, Action::Hold);
-    // Cooldown: a rescale finished 100 s ago.
+    // The reference's cooldown: a rescale finished 100 s ago. (By default a recovered job may
+    // scale down early, and the worker regressions restart with the rescale, so 100 s later,
+    // still warming up, a fresh state has no capacity yet.)
     let mut i = job(2, |_| 35_000.0, 10_000, 300);
     i.rescale.last_finished_ms = Some(9_900_000);
-    let d = decide(&p, &i).unwrap();
+    let reference = Params::parse(&[
+        kv("refit_after_rescale", "off"),
+        kv("early_scale_down", "off"),
+    ])
+    .unwrap();
+    let d = decide(&reference, &i).unwrap();
     assert_eq!(d.action, Action::Hold);
-    assert!(d.explanation.reason.contains("cooldown"));
+    assert!(
+        d.explanation.reason.contains("cooldown"),
+        "{:?}",
+        d.explanation
+    );
     // No scale-down while the lag is more than 10 s of input.
     let mut i = job(8, |_| 15_000.0, 10_000, 300);
     i.current.lag_records = Some(400_000.0);
@@ -454,4 +469,57 @@ fn a_steady_rise_is_met_in_stages_when_a_rescale_costs_less_than_the_headroom() 
     assert!(staged.explanation.reason.contains("staged"));
     // The stage covers the forecast until the policy could rescale again.
     assert!(life >= 180.0, "{life}");
+}
+
+#[test]
+fn a_recovered_job_scales_down_before_the_cooldown_ends_but_not_up() {
+    // A rescale finished 130 s ago: inside the 180 s cooldown and the 600 s keep window, past
+    // the 120 s warm-up. 8 workers of 10k at 15k/s, no lag, nothing being watched.
+    let mut i = job(8, |_| 15_000.0, 10_000, 300);
+    i.rescale.last_finished_ms = Some(9_870_000);
+    let d = decide(&params(), &i).unwrap();
+    assert_eq!(d.action, Action::Job(2), "{:?}", d.explanation);
+    // The reference waits out its cooldown.
+    let d = decide(
+        &Params::parse(&[kv("early_scale_down", "off")]).unwrap(),
+        &i,
+    )
+    .unwrap();
+    assert_eq!(d.action, Action::Hold);
+    assert!(d.explanation.reason.contains("cooldown"));
+    // With a backlog the job has not recovered: no early scale-down.
+    i.current.lag_records = Some(400_000.0);
+    let d = decide(&params(), &i).unwrap();
+    assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
+    assert!(d.explanation.reason.contains("cooldown"));
+    // A scale-up waits for the cooldown (unless the job falls behind).
+    let mut i = job(2, |_| 35_000.0, 10_000, 300);
+    i.rescale.last_finished_ms = Some(9_870_000);
+    let d = decide(&params(), &i).unwrap();
+    assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
+    assert!(
+        d.explanation
+            .reason
+            .contains("only a scale-down may come early")
+    );
+}
+
+#[test]
+fn a_slow_recovery_must_cover_the_upper_bound_not_only_the_forecast() {
+    // 2 workers of 10k; the input moves +-300 around 15k every 10 s (a robust deviation of
+    // about 890 records/s per 10 s); 2.4M records wait. Keeping 2 works them off at ~5k/s in
+    // ~480 s, within the 600 s target, and covers the point forecast; but over 480 s the input
+    // may move by 890 * sqrt(48) = ~6.2k, past the 20k capacity.
+    let wobble = |t: u64| 15_000.0 + if (t / 10) % 2 == 0 { 300.0 } else { -300.0 };
+    let mut i = job(2, wobble, 10_000, 600);
+    for o in i.history.iter_mut().chain(std::iter::once(&mut i.current)) {
+        o.lag_records = Some(2_400_000.0);
+    }
+    let reference = Params::parse(&[kv("cover_recovery", "forecast")]).unwrap();
+    let d = decide(&reference, &i).unwrap();
+    assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
+    let d = decide(&params(), &i).unwrap();
+    assert!(target(&d, 2) >= 3, "{:?}", d.explanation);
+    let chosen = d.metric("chosen-recovery").unwrap();
+    assert!(chosen < 480.0, "{:?}", d.explanation);
 }
