@@ -54,6 +54,22 @@
 //!   follows that score; the ARIMA order is also re-selected whenever the history has doubled
 //!   since it was chosen. The reference scores only the next minute of a 15-minute forecast
 //!   whose peak sizes the plan (see [`forecast`]).
+//! - **Staged scale-ups** (`staged` `on`, off: `off`): a smaller scale-out that recovers in time is
+//!   taken when the worker-seconds it saves until the forecast outgrows it exceed one more
+//!   rescale to the scale-out sized for the horizon's peak.
+//! - **Early scale-down** (`early_scale_down` `on`, off: `off`): once the last rescale has
+//!   recovered (the recovery watch ended) and the lag is within `backlog_tolerance_secs` of
+//!   input, a scale-down is planned past the cooldown and the keep window; scale-ups still wait
+//!   for the cooldown unless the job falls behind.
+//! - **Upper bound from the latest input** (`upper_bound` `trend`, off: `forecast`): the bound
+//!   a scale-out must cover starts no lower than the latest 10-s input rate extended by its
+//!   significant upward trend ([`forecast::Forecaster::drift`]).
+//! - **Recovery covered with the margin** (`cover_recovery` `upper`, off: `forecast`): a
+//!   candidate must cover that upper bound over its whole predicted recovery, not only the
+//!   point forecast's peak.
+//! - **Regressions restart after a rescale** (`refit_after_rescale` `on`, off: `off`): a
+//!   worker's throughput per CPU depends on the scale-out; the observed capacities per
+//!   scale-out are kept.
 //! - **Useful capacity**: a scale-up must add capacity, and when nothing qualifies the target
 //!   is the smallest scale-out with the maximum's capacity, not the maximum: instances beyond
 //!   the partitions only add a rebalance.
