@@ -70,6 +70,9 @@
 //! - **Regressions restart after a rescale** (`refit_after_rescale` `on`, off: `off`): a
 //!   worker's throughput per CPU depends on the scale-out; the observed capacities per
 //!   scale-out are kept.
+//! - **Deferred scale-ups** (`defer_scale_up` `on`, off: `off`): when the current scale-out
+//!   covers the current rate, a scale-up waits while the lag plus its shortfall under the upper
+//!   bound until the policy could act again stays within `backlog_tolerance_secs` of input.
 //! - **Useful capacity**: a scale-up must add capacity, and when nothing qualifies the target
 //!   is the smallest scale-out with the maximum's capacity, not the maximum: instances beyond
 //!   the partitions only add a rebalance.

@@ -88,6 +88,11 @@ pub struct Params {
     /// per scale-out are kept. `off`: the reference, one regression per worker for its
     /// lifetime.
     pub refit_after_rescale: bool,
+    /// `defer_scale_up` (`on`): a scale-up waits while the lag, plus what the current
+    /// scale-out falls short of the upper bound until the policy could act again, stays within
+    /// `backlog_tolerance_secs` of input; a shortfall that persists makes the lag grow and the
+    /// policy react. `off`: the reference, which scales up for any shortfall.
+    pub defer_scale_up: bool,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
     /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200),
     /// `forecast_scoring` (`horizon`: the model with the lowest WAPE over every lead of the
@@ -128,6 +133,7 @@ pub const KEYS: &[&str] = &[
     "upper_bound",
     "cover_recovery",
     "refit_after_rescale",
+    "defer_scale_up",
 ];
 
 impl Params {
@@ -173,6 +179,7 @@ impl Params {
             cover_recovery_upper: p.choice("cover_recovery", "upper", &["upper", "forecast"])?
                 == "upper",
             refit_after_rescale: p.choice("refit_after_rescale", "on", &["on", "off"])? == "on",
+            defer_scale_up: p.choice("defer_scale_up", "on", &["on", "off"])? == "on",
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,

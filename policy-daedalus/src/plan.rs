@@ -147,6 +147,11 @@ pub fn describe() -> PolicyInfo {
                 "restart the per-worker regressions after every rescale (`off`: the reference)",
             ),
             p(
+                "defer_scale_up",
+                "on",
+                "hold a scale-up while the queue, plus the shortfall under the upper bound until the next chance to act, stays within the backlog tolerance (`off`: the reference)",
+            ),
+            p(
                 "forecast_scoring",
                 "horizon",
                 "choose the forecast model by its WAPE over the whole horizon (`horizon`) or by the last forecast's first period (`reference`)",
@@ -580,6 +585,28 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         reason = format!(
             "{p_now} -> {i}: no scale-out covers the whole forecast; smallest recovering in {rt} s and covering the peak meanwhile"
         );
+    }
+    // Deferred scale-up: when the current scale-out covers the current rate and the queue, plus
+    // what it falls short of the upper bound until the policy could act again, stays within
+    // the backlog tolerance, the rescale (and its downtime) can wait; if the rise comes, the
+    // lag grows and the policy reacts then.
+    if params.defer_scale_up && choice > p_now && behind.is_none() && cap(p_now) > load {
+        let short = (upper(keep_until) - cap(p_now)).max(0.0) * keep_until as f64;
+        let tolerated = params.backlog_tolerance_s * load.max(1.0);
+        if lag + short <= tolerated {
+            metrics.push(Metric::new("deferred-shortfall", short, "records"));
+            return finish(
+                st,
+                metrics,
+                None,
+                &format!(
+                    "defer {p_now} -> {choice}: the queue stays within {tolerated:.0} records until the next chance to act ({:.0} waiting, {short:.0} short)",
+                    lag
+                ),
+                p_now,
+                &forecast,
+            );
+        }
     }
     if no_up && choice > p_now {
         return hold(

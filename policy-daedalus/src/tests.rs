@@ -523,3 +523,34 @@ fn a_slow_recovery_must_cover_the_upper_bound_not_only_the_forecast() {
     let chosen = d.metric("chosen-recovery").unwrap();
     assert!(chosen < 480.0, "{:?}", d.explanation);
 }
+
+#[test]
+fn a_scale_up_for_the_margin_alone_is_deferred_while_the_queue_stays_small() {
+    // 2 workers of 10k at 19.5k/s with a +-300 wobble every 10 s and nothing waiting: the
+    // current rate is covered, the upper bound (rate plus the margin) is not. Until the policy
+    // could act again (30 s of reaction + 30 s of downtime) it could fall ~1.7k/s short at
+    // most, ~100k records, within 10 s of input (195k): the rescale waits.
+    let wobble = |t: u64| 19_500.0 + if (t / 10) % 2 == 0 { 300.0 } else { -300.0 };
+    let i = job(2, wobble, 10_000, 600);
+    let d = decide(&params(), &i).unwrap();
+    assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
+    assert!(
+        d.explanation.reason.starts_with("defer 2 -> 3"),
+        "{:?}",
+        d.explanation
+    );
+    let short = d.metric("deferred-shortfall").unwrap();
+    assert!(short > 0.0 && short < 195_000.0, "{short}");
+    // The reference scales up at once.
+    let reference = Params::parse(&[kv("defer_scale_up", "off")]).unwrap();
+    assert_eq!(decide(&reference, &i).unwrap().action, Action::Job(3));
+    // Not with a queue near the tolerance already.
+    let mut i = job(2, wobble, 10_000, 600);
+    for o in i.history.iter_mut().chain(std::iter::once(&mut i.current)) {
+        o.lag_records = Some(150_000.0);
+    }
+    assert_eq!(decide(&params(), &i).unwrap().action, Action::Job(3));
+    // Never below what the current rate needs (the flat-rate property).
+    let i = job(2, |_| 20_500.0, 10_000, 300);
+    assert_eq!(decide(&params(), &i).unwrap().action, Action::Job(3));
+}
