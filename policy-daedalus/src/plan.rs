@@ -600,8 +600,7 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
                 metrics,
                 None,
                 &format!(
-                    "defer {p_now} -> {choice}: the queue stays within {tolerated:.0} records until the next chance to act ({:.0} waiting, {short:.0} short)",
-                    lag
+                    "defer {p_now} -> {choice}: the queue stays within {tolerated:.0} records until the next chance to act ({lag:.0} waiting, {short:.0} short)"
                 ),
                 p_now,
                 &forecast,

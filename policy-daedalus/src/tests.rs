@@ -510,7 +510,14 @@ fn a_slow_recovery_must_cover_the_upper_bound_not_only_the_forecast() {
     // about 890 records/s per 10 s); 2.4M records wait. Keeping 2 works them off at ~5k/s in
     // ~480 s, within the 600 s target, and covers the point forecast; but over 480 s the input
     // may move by 890 * sqrt(48) = ~6.2k, past the 20k capacity.
-    let wobble = |t: u64| 15_000.0 + if (t / 10) % 2 == 0 { 300.0 } else { -300.0 };
+    let wobble = |t: u64| {
+        15_000.0
+            + if (t / 10).is_multiple_of(2) {
+                300.0
+            } else {
+                -300.0
+            }
+    };
     let mut i = job(2, wobble, 10_000, 600);
     for o in i.history.iter_mut().chain(std::iter::once(&mut i.current)) {
         o.lag_records = Some(2_400_000.0);
@@ -530,7 +537,14 @@ fn a_scale_up_for_the_margin_alone_is_deferred_while_the_queue_stays_small() {
     // current rate is covered, the upper bound (rate plus the margin) is not. Until the policy
     // could act again (30 s of reaction + 30 s of downtime) it could fall ~1.7k/s short at
     // most, ~100k records, within 10 s of input (195k): the rescale waits.
-    let wobble = |t: u64| 19_500.0 + if (t / 10) % 2 == 0 { 300.0 } else { -300.0 };
+    let wobble = |t: u64| {
+        19_500.0
+            + if (t / 10).is_multiple_of(2) {
+                300.0
+            } else {
+                -300.0
+            }
+    };
     let i = job(2, wobble, 10_000, 600);
     let d = decide(&params(), &i).unwrap();
     assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
