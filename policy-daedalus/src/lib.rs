@@ -73,6 +73,10 @@
 //! - **Deferred scale-ups** (`defer_scale_up` `on`, off: `off`): when the current scale-out
 //!   covers the current rate, a scale-up waits while the lag plus its shortfall under the upper
 //!   bound until the policy could act again stays within `backlog_tolerance_secs` of input.
+//! - **Staged scale-downs** (`staged_scale_down` `on`, off: `off`): the reference scales down
+//!   only to a scale-out covering the forecast peak over the whole horizon; a smaller one that
+//!   covers the upper bound until the policy could scale up again is taken when what it saves
+//!   until the bound outgrows it (less a scale-up's lead) exceeds the two rescales it costs.
 //! - **Useful capacity**: a scale-up must add capacity, and when nothing qualifies the target
 //!   is the smallest scale-out with the maximum's capacity, not the maximum: instances beyond
 //!   the partitions only add a rebalance.

@@ -93,6 +93,14 @@ pub struct Params {
     /// `backlog_tolerance_secs` of input; a shortfall that persists makes the lag grow and the
     /// policy react. `off`: the reference, which scales up for any shortfall.
     pub defer_scale_up: bool,
+    /// `staged_scale_down` (`on`): a scale-down may go to a smaller scale-out that covers the
+    /// upper bound only part of the horizon (at least until the policy could scale up again)
+    /// when the worker-seconds it saves, until the bound outgrows it less the lead a scale-up
+    /// needs, exceed the two rescales it costs (the current workers for both downtimes and
+    /// recoveries); the largest saving wins. `off`: the reference, which scales down only to a
+    /// scale-out covering the forecast peak over the whole horizon, so a trough shorter than the
+    /// horizon is ridden out at the scale-out of the last peak.
+    pub staged_scale_down: bool,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
     /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200),
     /// `forecast_scoring` (`horizon`: the model with the lowest WAPE over every lead of the
@@ -134,6 +142,7 @@ pub const KEYS: &[&str] = &[
     "cover_recovery",
     "refit_after_rescale",
     "defer_scale_up",
+    "staged_scale_down",
 ];
 
 impl Params {
@@ -180,6 +189,7 @@ impl Params {
                 == "upper",
             refit_after_rescale: p.choice("refit_after_rescale", "on", &["on", "off"])? == "on",
             defer_scale_up: p.choice("defer_scale_up", "on", &["on", "off"])? == "on",
+            staged_scale_down: p.choice("staged_scale_down", "on", &["on", "off"])? == "on",
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,

@@ -499,6 +499,30 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     // The smallest candidate that recovers in time and covers the peak during its recovery,
     // for the `recovering` fallback when none covers the whole horizon.
     let mut recovering: Option<(u32, usize)> = None;
+    // The upper bound's running maximum over the horizon, for the staged scale-down: how long
+    // each smaller candidate keeps covering it.
+    let horizon = forecast.values.len().max(1);
+    let upper_curve: Vec<f64> = if params.staged_scale_down {
+        // `upper(s)` for s = 1..=horizon, with the forecast's running peak (linear, not
+        // quadratic, in the horizon).
+        let mut peak = 0.0_f64;
+        forecast
+            .values
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                peak = peak.max(*v);
+                let s = (k + 1) as f64;
+                peak.max(floor + drift * s)
+                    + params.forecast_margin * sigma * (s / crate::forecast::STEP_S as f64).sqrt()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // The smaller scale-out saving the most over its two rescales: (scale-out, recovery, life,
+    // saving, cost).
+    let mut trough: Option<(u32, usize, usize, f64, f64)> = None;
     for i in lo..=hi {
         let c = cap(i);
         if c <= load || (i > p_now && c <= cap(p_now)) {
@@ -542,6 +566,14 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         if recovering.is_none() && i >= p_now {
             recovering = Some((i, rt));
         }
+        if i < p_now && params.staged_scale_down && c <= forecast.peak(usize::MAX) {
+            let life = upper_curve.iter().position(|u| *u >= c).unwrap_or(horizon);
+            let saving = f64::from(p_now - i) * life.saturating_sub(keep_until as usize) as f64;
+            let cost = f64::from(p_now) * (d_down + d_up + 2.0 * rt as f64);
+            if saving > cost && trough.is_none_or(|t| saving - cost > t.3 - t.4) {
+                trough = Some((i, rt, life, saving, cost));
+            }
+        }
         if c > forecast.peak(usize::MAX) {
             choice = i;
             chosen_rt = rt as f64;
@@ -551,6 +583,21 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
             break;
         }
     }
+    // Staged scale-down: rather than ride out a trough shorter than the horizon at the current
+    // scale-out, go down for as long as the upper bound stays below the smaller capacity.
+    if choice == p_now
+        && chosen_rt.is_finite()
+        && let Some((i, rt, life, saving, cost)) = trough
+    {
+        metrics.push(Metric::new("staged-life", life as f64, "s"));
+        metrics.push(Metric::new("staged-saving", saving, "worker-s"));
+        metrics.push(Metric::new("staged-rescale-cost", cost, "worker-s"));
+        reason = format!(
+            "{p_now} -> {i}: staged scale-down, recovers in {rt} s and covers the upper bound for {life} s (saves {saving:.0} worker-s against {cost:.0} for this rescale and the scale-up after it)"
+        );
+        choice = i;
+        chosen_rt = rt as f64;
+    }
     // Staged scale-up: the smaller scale-out that recovers in time, for as long as the forecast
     // (with its margin) stays below its capacity, if that saves more worker-seconds than one
     // more rescale to the long-lived choice costs.
@@ -559,7 +606,6 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         && chosen_rt.is_finite()
         && let Some((i, rt)) = recovering.filter(|(i, _)| *i < choice)
     {
-        let horizon = forecast.values.len().max(1);
         let life = (1..=horizon)
             .find(|s| upper(*s as u64) >= cap(i))
             .unwrap_or(horizon);

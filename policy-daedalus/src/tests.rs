@@ -568,3 +568,51 @@ fn a_scale_up_for_the_margin_alone_is_deferred_while_the_queue_stays_small() {
     let i = job(2, |_| 20_500.0, 10_000, 300);
     assert_eq!(decide(&params(), &i).unwrap().action, Action::Job(3));
 }
+
+/// Decisions once a minute, the state carried over, at 8 workers of 10k on a sine between 5k
+/// and 75k with a 30-minute period (a trough shorter than the 15-minute horizon's reach);
+/// returns the first that scales down while the input falls towards the trough, if any.
+fn first_scale_down_into_a_trough(params: &Params) -> Option<(u64, Decision)> {
+    let rate = |t: u64| 40_000.0 + 35_000.0 * (std::f64::consts::TAU * t as f64 / 1800.0).cos();
+    let mut state = None;
+    for now_s in (9_300..16_500).step_by(60) {
+        let mut i = job(8, rate, now_s, 300);
+        i.state = state;
+        let d = decide(params, &i).unwrap();
+        let phase = now_s % 1800;
+        if d.action != Action::Hold && (450..900).contains(&phase) && now_s > 12_000 {
+            return Some((now_s, d));
+        }
+        state = d.state;
+    }
+    None
+}
+
+#[test]
+fn a_trough_shorter_than_the_horizon_is_ridden_out_lower_when_it_saves_more_than_two_rescales() {
+    let (at, staged) = first_scale_down_into_a_trough(&params())
+        .expect("8 workers were kept through every trough");
+    let stage = target(&staged, 8);
+    let peak = staged.metric("forecast-peak").unwrap();
+    assert!(
+        stage < 8 && f64::from(stage) * 10_000.0 < peak,
+        "at {at}: {}",
+        staged.explanation.reason
+    );
+    assert!(staged.explanation.reason.contains("staged scale-down"));
+    let (life, saving, cost) = (
+        staged.metric("staged-life").unwrap(),
+        staged.metric("staged-saving").unwrap(),
+        staged.metric("staged-rescale-cost").unwrap(),
+    );
+    assert!(saving > cost, "{}", staged.explanation.reason);
+    // It covers the upper bound at least until the policy could scale up again (cooldown,
+    // the next loop and a scale-up's downtime).
+    assert!(life >= 180.0 + 60.0, "{life}");
+    // The reference scales down only to what covers the horizon's peak, which 8 workers are.
+    let reference = Params::parse(&[kv("staged_scale_down", "off")]).unwrap();
+    assert!(
+        first_scale_down_into_a_trough(&reference)
+            .is_none_or(|(_, d)| f64::from(target(&d, 8)) * 10_000.0 > peak),
+    );
+}
