@@ -6,7 +6,8 @@
 //! hottest worker at 100% CPU, every other at 100% minus its gap to the hottest. Job capacity is
 //! the sum. Per scale-out, observed capacities decay by half with each new measurement; unseen
 //! scale-outs are interpolated between observed ones, or extrapolated (linearly from a single
-//! observation, as the reference does; with the last marginal gain beyond two).
+//! observation, as the reference does; with the last marginal gain beyond two, optionally
+//! bounded by the Universal Scalability Law fitted to the observations).
 //!
 //! Deviation from the reference: when a worker's CPU has (almost) no variance the slope is
 //! undefined; the reference divides by zero, we use the ratio model `y = x * (mean_y / mean_x)`.
@@ -152,36 +153,90 @@ impl CapacityModel {
         Some(total)
     }
 
-    /// Capacity at scale-out `p`: observed if measured there; between two observed scale-outs,
-    /// interpolated; below the smallest, proportional to it; above the largest, extended with
-    /// the marginal gain between the two largest (never more than proportional), so sub-linear
-    /// scaling learned from the job is not extrapolated away. With one observation this is the
-    /// reference's linear estimate.
+    /// Capacity at scale-out `p` from the observed capacities ([`curve`], without the USL
+    /// bound).
     pub fn capacity(&self, p: u32) -> f64 {
-        if let Some(c) = self.observed.get(&p) {
-            return *c;
+        curve(&self.observed, p, false)
+    }
+
+    /// [`capacity`](Self::capacity), bounded beyond the largest observed scale-out by the
+    /// Universal Scalability Law's curve when `usl`.
+    pub fn capacity_with(&self, p: u32, usl: bool) -> f64 {
+        curve(&self.observed, p, usl)
+    }
+}
+
+/// Capacity at scale-out `p` from capacities observed per scale-out: observed if measured
+/// there; between two observed scale-outs, interpolated; below the smallest, proportional to
+/// it; above the largest, extended with the marginal gain between the two largest (never more
+/// than proportional), so sub-linear scaling learned from the job is not extrapolated away;
+/// with `usl`, also never beyond the Universal Scalability Law's curve fitted to every
+/// observation ([`usl_contention`]) through the largest, which bends further down. With one
+/// observation this is the reference's linear estimate.
+pub fn curve(observed: &BTreeMap<u32, f64>, p: u32, usl: bool) -> f64 {
+    if let Some(c) = observed.get(&p) {
+        return *c;
+    }
+    let below = observed.range(..p).next_back();
+    let above = observed.range(p + 1..).next();
+    let pf = f64::from(p);
+    let c = match (below, above) {
+        (Some((&a, &ca)), Some((&b, &cb))) => {
+            ca + (cb - ca) * (pf - f64::from(a)) / f64::from(b - a)
         }
-        let below = self.observed.range(..p).next_back();
-        let above = self.observed.range(p + 1..).next();
-        let pf = f64::from(p);
-        let c = match (below, above) {
-            (Some((&a, &ca)), Some((&b, &cb))) => {
-                ca + (cb - ca) * (pf - f64::from(a)) / f64::from(b - a)
-            }
-            (None, Some((&b, &cb))) => cb * pf / f64::from(b),
-            (Some((&b, &cb)), None) => {
-                let linear = cb * pf / f64::from(b);
-                match self.observed.range(..b).next_back() {
-                    Some((&a, &ca)) => {
-                        let gain = ((cb - ca) / f64::from(b - a)).clamp(0.0, cb / f64::from(b));
-                        (cb + gain * (pf - f64::from(b))).min(linear)
+        (None, Some((&b, &cb))) => cb * pf / f64::from(b),
+        (Some((&b, &cb)), None) => {
+            let linear = cb * pf / f64::from(b);
+            match observed.range(..b).next_back() {
+                Some((&a, &ca)) => {
+                    let gain = ((cb - ca) / f64::from(b - a)).clamp(0.0, cb / f64::from(b));
+                    let marginal = (cb + gain * (pf - f64::from(b))).min(linear);
+                    if usl {
+                        let sigma = usl_contention(observed);
+                        let u = |n: f64| n / (1.0 + sigma * (n - 1.0));
+                        marginal.min(cb * u(pf) / u(f64::from(b)))
+                    } else {
+                        marginal
                     }
-                    None => linear,
                 }
+                None => linear,
             }
-            (None, None) => 0.0,
-        };
-        c.max(0.0).trunc()
+        }
+        (None, None) => 0.0,
+    };
+    c.max(0.0).trunc()
+}
+
+/// The contention `sigma` of the Universal Scalability Law `C(n) = lambda n / (1 + sigma (n -
+/// 1))` fitted to the observed capacities by least squares on its linear form `n / C = 1 /
+/// lambda + (sigma / lambda) (n - 1)`; 0 (linear scaling) with fewer than two observations or
+/// when the fit shows no contention. The coherency term of the full law is left out: it needs
+/// a third scale-out, and contention alone already bends the curve down.
+pub fn usl_contention(observed: &BTreeMap<u32, f64>) -> f64 {
+    let pts: Vec<(f64, f64)> = observed
+        .iter()
+        .filter(|(n, c)| **n > 0 && **c > 0.0)
+        .map(|(n, c)| (f64::from(*n - 1), f64::from(*n) / c))
+        .collect();
+    if pts.len() < 2 {
+        return 0.0;
+    }
+    let k = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / k,
+        pts.iter().map(|p| p.1).sum::<f64>() / k,
+    );
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx <= 0.0 {
+        return 0.0;
+    }
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    if intercept > 0.0 && slope > 0.0 {
+        slope / intercept
+    } else {
+        0.0
     }
 }
 
@@ -278,6 +333,30 @@ mod tests {
         m.observed.insert(8, 30_000.0);
         assert_eq!(m.capacity(10), 30_000.0);
         assert_eq!(m.capacity(6), 33_000.0);
+    }
+
+    #[test]
+    fn the_usl_fit_recovers_the_contention_and_bends_the_extrapolation() {
+        // Exact USL points, lambda 10k, sigma 0.1: C(n) = 10k n / (1 + 0.1 (n - 1)).
+        let usl = |n: u32| 10_000.0 * f64::from(n) / (1.0 + 0.1 * f64::from(n - 1));
+        let mut m = CapacityModel::default();
+        for n in [1, 3, 6] {
+            m.observed.insert(n, usl(n));
+        }
+        assert!((usl_contention(&m.observed) - 0.1).abs() < 1e-9);
+        // Beyond 6 the marginal gain (3 to 6) overshoots the curve; the USL bound follows it.
+        let marginal = m.capacity(10);
+        let bent = m.capacity_with(10, true);
+        assert!(bent < marginal, "{bent} vs {marginal}");
+        assert!((bent - usl(10)).abs() <= 1.0, "{bent} vs {}", usl(10));
+        // Linear scaling shows no contention, and a single point none either.
+        let mut lin = BTreeMap::new();
+        lin.insert(2, 20_000.0);
+        lin.insert(4, 40_000.0);
+        assert_eq!(usl_contention(&lin), 0.0);
+        assert_eq!(curve(&lin, 8, true), 80_000.0);
+        lin.remove(&4);
+        assert_eq!(usl_contention(&lin), 0.0);
     }
 
     #[test]

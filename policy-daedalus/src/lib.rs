@@ -77,6 +77,11 @@
 //!   only to a scale-out covering the forecast peak over the whole horizon; a smaller one that
 //!   covers the upper bound until the policy could scale up again is taken when what it saves
 //!   until the bound outgrows it (less a scale-up's lead) exceeds the two rescales it costs.
+//! - **Reached capacity as observed** (`reached_capacity` `observed`, off: `proportional`,
+//!   our earlier rule; the reference has none): falling behind, the throughput reached is the
+//!   capacity at the current scale-out, and larger ones are extrapolated from it
+//!   ([`capacity::curve`]); optionally bounded by the Universal Scalability Law
+//!   (`extrapolation` `usl`, [`capacity::usl_contention`]).
 //! - **Useful capacity**: a scale-up must add capacity, and when nothing qualifies the target
 //!   is the smallest scale-out with the maximum's capacity, not the maximum: instances beyond
 //!   the partitions only add a rebalance.

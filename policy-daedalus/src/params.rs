@@ -101,6 +101,19 @@ pub struct Params {
     /// scale-out covering the forecast peak over the whole horizon, so a trough shorter than the
     /// horizon is ridden out at the scale-out of the last peak.
     pub staged_scale_down: bool,
+    /// `reached_capacity` (`observed`): when the job falls behind, the throughput it reaches
+    /// is taken as the capacity observed at the current scale-out, and larger scale-outs are
+    /// extrapolated from it along the learned scaling curve (sub-linear when the observations
+    /// show it). `proportional`: every candidate's modelled capacity is scaled by the shortfall,
+    /// which extrapolates a scale-up that fell short in proportion again.
+    pub reached_as_observed: bool,
+    /// `extrapolation` (`marginal`): beyond the largest observed scale-out, capacity grows by
+    /// the marginal gain between the two largest (never more than proportional; linear from a
+    /// single observation, as the reference). `usl`: also bounded by the Universal Scalability
+    /// Law's contention fitted to every observation, which bends the curve further down for a
+    /// job that scales markedly sub-linearly (fewer scale-ups that fall short, more
+    /// worker-seconds where scaling is near linear).
+    pub usl: bool,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
     /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200),
     /// `forecast_scoring` (`horizon`: the model with the lowest WAPE over every lead of the
@@ -143,6 +156,8 @@ pub const KEYS: &[&str] = &[
     "refit_after_rescale",
     "defer_scale_up",
     "staged_scale_down",
+    "reached_capacity",
+    "extrapolation",
 ];
 
 impl Params {
@@ -190,6 +205,12 @@ impl Params {
             refit_after_rescale: p.choice("refit_after_rescale", "on", &["on", "off"])? == "on",
             defer_scale_up: p.choice("defer_scale_up", "on", &["on", "off"])? == "on",
             staged_scale_down: p.choice("staged_scale_down", "on", &["on", "off"])? == "on",
+            reached_as_observed: p.choice(
+                "reached_capacity",
+                "observed",
+                &["observed", "proportional"],
+            )? == "observed",
+            usl: p.choice("extrapolation", "marginal", &["marginal", "usl"])? == "usl",
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,

@@ -347,13 +347,26 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         st.capacity
             .evaluate(p_now.min(useful_cap), &window_cpu, params.min_cpu_spread);
     }
-    let model_cap = |i: u32| st.capacity.capacity(i.min(useful_cap));
+    let model_cap = |i: u32| st.capacity.capacity_with(i.min(useful_cap), params.usl);
     if model_cap(p_now) <= 0.0 {
         return hold(&st, "no capacity information yet");
     }
-    // Falling behind, the job runs at its capacity: what it reaches corrects the model.
+    // Falling behind, the job runs at its capacity: what it reaches corrects the model. With
+    // `reached_capacity = observed` it is taken as observed at the current scale-out, and
+    // larger ones are extrapolated from it along the learned scaling curve; `proportional`
+    // (the earlier rule) scales every candidate by the shortfall.
     let shortfall = behind.map_or(1.0, |thr| (thr / model_cap(p_now)).min(1.0));
-    let cap = |i: u32| model_cap(i) * shortfall;
+    let reached = behind
+        .filter(|_| shortfall < 1.0 && params.reached_as_observed)
+        .map(|thr| {
+            let mut observed = st.capacity.observed.clone();
+            observed.insert(p_now.min(useful_cap), thr.max(0.0).trunc());
+            observed
+        });
+    let cap = |i: u32| match &reached {
+        Some(observed) => crate::capacity::curve(observed, i.min(useful_cap), params.usl),
+        None => model_cap(i) * shortfall,
+    };
     let forecast = st.forecaster.forecast(now, &params.forecast);
     let load = mean_finite(window.iter().map(|o| o.input_records_per_sec)).unwrap_or(0.0);
     let lag = lag_now;

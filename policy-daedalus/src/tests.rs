@@ -616,3 +616,37 @@ fn a_trough_shorter_than_the_horizon_is_ridden_out_lower_when_it_saves_more_than
             .is_none_or(|(_, d)| f64::from(target(&d, 8)) * 10_000.0 > peak),
     );
 }
+
+#[test]
+fn a_scale_up_that_fell_short_is_extrapolated_from_what_the_job_reached() {
+    // Learned: 10k at 1 worker, 38k at 4 (sub-linear). A scale-up to 8 finished 60 s ago
+    // (inside the warm-up, so nothing is measured at 8 yet); since then 60k arrive and the 8
+    // workers reach only 56k, where the model expected 38k + 4 x 9333 = 75.3k.
+    let mut st = crate::state::State::decode(None).unwrap();
+    st.capacity.observed.insert(1, 10_000.0);
+    st.capacity.observed.insert(4, 38_000.0);
+    let mut i = job(8, |_| 60_000.0, 10_000, 300);
+    let mut lag = 0.0;
+    for o in i.history.iter_mut().chain(std::iter::once(&mut i.current)) {
+        o.throughput_records_per_sec = Some(56_000.0);
+        for w in &mut o.workers {
+            w.throughput_records_per_sec = Some(7_000.0);
+        }
+        lag += 4_000.0;
+        o.lag_records = Some(lag);
+    }
+    i.rescale.last_finished_ms = Some(9_940_000);
+    i.state = Some(st.encode());
+    let cap10 = |p: &Params| {
+        let d = decide(p, &i).unwrap();
+        assert_eq!(d.metric("falling-behind-throughput"), Some(56_000.0));
+        d.metric("capacity:10")
+            .unwrap_or_else(|| panic!("{:?}", d.explanation))
+    };
+    // Taken as observed at 8: 56k + 2 x 4.5k, the marginal gain from 4 to 8.
+    assert_eq!(cap10(&params()), 65_000.0);
+    // Proportional: the model's 94k at 10 scaled by 56k / 75.3k, about 5k more.
+    let proportional = Params::parse(&[kv("reached_capacity", "proportional")]).unwrap();
+    let p = cap10(&proportional);
+    assert!((p - 94_000.0 * 56_000.0 / 75_333.0).abs() < 1.0, "{p}");
+}
