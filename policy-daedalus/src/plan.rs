@@ -152,6 +152,21 @@ pub fn describe() -> PolicyInfo {
                 "hold a scale-up while the queue, plus the shortfall under the upper bound until the next chance to act, stays within the backlog tolerance (`off`: the reference)",
             ),
             p(
+                "staged_scale_down",
+                "on",
+                "scale down into a trough shorter than the horizon when what it saves exceeds the rescale there and back (`off`: the reference)",
+            ),
+            p(
+                "reached_capacity",
+                "observed",
+                "falling behind, take the reached throughput as the capacity at the current scale-out and extrapolate from it (`proportional`: scale every candidate by the shortfall)",
+            ),
+            p(
+                "extrapolation",
+                "marginal",
+                "capacity beyond the largest observed scale-out: the last marginal gain (`marginal`), or also bounded by the Universal Scalability Law fitted to the observations (`usl`)",
+            ),
+            p(
                 "forecast_scoring",
                 "horizon",
                 "choose the forecast model by its WAPE over the whole horizon (`horizon`) or by the last forecast's first period (`reference`)",

@@ -650,3 +650,25 @@ fn a_scale_up_that_fell_short_is_extrapolated_from_what_the_job_reached() {
     let p = cap10(&proportional);
     assert!((p - 94_000.0 * 56_000.0 / 75_333.0).abs() < 1.0, "{p}");
 }
+
+#[test]
+fn every_parameter_is_described_with_its_default() {
+    let info = crate::plan::describe();
+    let described: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
+    for key in crate::params::KEYS {
+        assert!(
+            described.contains(key),
+            "`{key}` is accepted but not described"
+        );
+    }
+    assert_eq!(described.len(), crate::params::KEYS.len(), "{described:?}");
+    // The described default is the parsed default: setting it changes nothing.
+    for spec in &info.params {
+        if spec.name == "latency_target_secs" {
+            continue;
+        }
+        let explicit = Params::parse(&[kv(&spec.name, &spec.default_value)])
+            .unwrap_or_else(|e| panic!("{}: {e:?}", spec.name));
+        assert_eq!(explicit, params(), "{} = {}", spec.name, spec.default_value);
+    }
+}
