@@ -82,6 +82,10 @@
 //!   capacity at the current scale-out, and larger ones are extrapolated from it
 //!   ([`capacity::curve`]); optionally bounded by the Universal Scalability Law
 //!   (`extrapolation` `usl`, [`capacity::usl_contention`]).
+//! - **Riding a skilled forecast** (`queue_budget` 0.25, off: `0`): with a latency target and a
+//!   forecast whose WAPE over the horizon is below `wape_good`, the smallest scale-out whose
+//!   queue ([`recovery::ride`]) drains within that fraction of the target and is empty by the
+//!   horizon's end replaces the plan, so short peaks are absorbed instead of provisioned for.
 //! - **Useful capacity**: a scale-up must add capacity, and when nothing qualifies the target
 //!   is the smallest scale-out with the maximum's capacity, not the maximum: instances beyond
 //!   the partitions only add a rebalance.

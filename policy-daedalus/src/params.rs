@@ -114,6 +114,13 @@ pub struct Params {
     /// job that scales markedly sub-linearly (fewer scale-ups that fall short, more
     /// worker-seconds where scaling is near linear).
     pub usl: bool,
+    /// `queue_budget` (0.25): while the forecast in use scores a WAPE below `wape_good` over
+    /// the horizon and a latency target is set, the smallest scale-out whose queue, fed by the
+    /// forecast after its downtime and replay, always drains within this fraction of the
+    /// latency target and is empty by the horizon's end may replace the planned one: short
+    /// peaks are absorbed by the queue instead of provisioned for (a scale-down this way must
+    /// save more over the horizon than two rescales' downtime). `0`: off, the reference.
+    pub queue_budget: f64,
     /// Forecasting: `forecast_horizon_secs` (900), `linear_horizon_secs` (600), `wape_use`
     /// (0.25), `wape_good` (0.10), `retrain_after` (15), `forecast_history_secs` (7200),
     /// `forecast_scoring` (`horizon`: the model with the lowest WAPE over every lead of the
@@ -158,6 +165,7 @@ pub const KEYS: &[&str] = &[
     "staged_scale_down",
     "reached_capacity",
     "extrapolation",
+    "queue_budget",
 ];
 
 impl Params {
@@ -211,6 +219,7 @@ impl Params {
                 &["observed", "proportional"],
             )? == "observed",
             usl: p.choice("extrapolation", "marginal", &["marginal", "usl"])? == "usl",
+            queue_budget: p.f64_in("queue_budget", 0.25, 0.0, 1.0)?,
             forecast: ForecastParams {
                 horizon_s: secs("forecast_horizon_secs", 900, 60, 7200)?,
                 linear_horizon_s: secs("linear_horizon_secs", 600, 60, 7200)?,

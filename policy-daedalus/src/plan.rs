@@ -162,6 +162,11 @@ pub fn describe() -> PolicyInfo {
                 "falling behind, take the reached throughput as the capacity at the current scale-out and extrapolate from it (`proportional`: scale every candidate by the shortfall)",
             ),
             p(
+                "queue_budget",
+                "0.25",
+                "with a skilled forecast and a latency target, ride short peaks on the queue when it drains within this fraction of the target (`0`: off, the reference)",
+            ),
+            p(
                 "extrapolation",
                 "marginal",
                 "capacity beyond the largest observed scale-out: the last marginal gain (`marginal`), or also bounded by the Universal Scalability Law fitted to the observations (`usl`)",
@@ -431,6 +436,13 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     let sigma = st.forecaster.volatility(30);
     // With `upper_bound = trend`, the bound starts no lower than the latest 10-s input
     // extended by its significant upward trend over the last 5 minutes.
+    // Whether the forecast in use has proved itself over the horizon.
+    let skilled = forecast.skill.wape[match forecast.model {
+        crate::forecast::Model::Arima => 0,
+        crate::forecast::Model::Linear => 1,
+        crate::forecast::Model::Flat => 2,
+    }]
+    .is_some_and(|w| w.is_finite() && w < params.forecast.wape_good);
     let (floor, drift) = if params.trend_floor {
         let recent =
             mean_finite(input.window(10_000).map(|o| o.input_records_per_sec)).unwrap_or(load);
@@ -659,6 +671,47 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         reason = format!(
             "{p_now} -> {i}: no scale-out covers the whole forecast; smallest recovering in {rt} s and covering the peak meanwhile"
         );
+    }
+    // Riding a skilled forecast: when the forecast has proved itself over the horizon, the
+    // smallest scale-out whose queue, fed by the forecast, never takes longer than
+    // `queue_budget` of the latency target to drain and is empty again by the horizon's end may
+    // replace the choice; short peaks are then absorbed by the queue rather than provisioned
+    // for, as the oracle does. A scale-down this way must save more than its rescale costs.
+    if params.queue_budget > 0.0
+        && params.latency_target_s > 0.0
+        && skilled
+        && behind.is_none()
+        && !latency_at_risk
+    {
+        let budget = params.queue_budget * params.latency_target_s;
+        let horizon_s = forecast.values.len() as f64;
+        // Sustainable: above the forecast's mean (a flat forecast is never ridden below it).
+        let mean = forecast.values.iter().sum::<f64>() / horizon_s.max(1.0);
+        let ride = (lo..=choice.max(lo)).find_map(|i| {
+            let (drain, left) = crate::recovery::ride(&backlog, cap(i), downtime_of(i), i != p_now);
+            let ok = cap(i) > mean
+                && drain <= budget
+                && left <= params.backlog_tolerance_s * load.max(1.0);
+            ok.then_some((i, drain))
+        });
+        if let Some((i, drain)) = ride.filter(|(i, _)| *i < choice) {
+            let worth = i >= p_now
+                || (lag <= params.backlog_tolerance_s * load.max(1.0)
+                    && f64::from(p_now - i) * horizon_s > f64::from(p_now) * 2.0 * (d_down + d_up));
+            if worth {
+                metrics.push(Metric::new("ride-drain", drain, "s"));
+                reason = format!(
+                    "{p_now} -> {i}: rides the forecast, its queue drains within {drain:.0} s (budget {budget:.0} s) and is empty by the horizon"
+                );
+                if i == p_now {
+                    reason = format!(
+                        "keep {p_now}: rides the forecast, its queue drains within {drain:.0} s (budget {budget:.0} s) and is empty by the horizon"
+                    );
+                }
+                choice = i;
+                chosen_rt = f64::NAN;
+            }
+        }
     }
     // Deferred scale-up: when the current scale-out covers the current rate and the queue, plus
     // what it falls short of the upper bound until the policy could act again, stays within

@@ -74,9 +74,53 @@ pub fn over_latency_time(
     None
 }
 
+/// Riding the forecast at `capacity` after a downtime of `downtime_s` (with the replay when
+/// `rescale`): the longest the queue would take to drain at that capacity (s), its peak latency
+/// in effect, and the records still queued when the forecast ends. The queue starts at the lag,
+/// grows by the whole input during the downtime and by the input above capacity after it.
+pub fn ride(b: &Backlog<'_>, capacity: f64, downtime_s: usize, rescale: bool) -> (f64, f64) {
+    if capacity <= 0.0 {
+        return (f64::INFINITY, f64::INFINITY);
+    }
+    let mut queue = b.lag.max(0.0) + if rescale { b.since_checkpoint } else { 0.0 };
+    let mut worst: f64 = queue;
+    for (k, rate) in b.forecast.iter().enumerate() {
+        queue = if k < downtime_s {
+            queue + rate
+        } else {
+            (queue + rate - capacity).max(0.0)
+        };
+        worst = worst.max(queue);
+    }
+    (worst / capacity, queue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn riding_a_peak_queues_what_exceeds_the_capacity() {
+        // 10 s at 150 over a capacity of 100, then 100 s at 50: 500 queued at the peak, 5 s
+        // to drain at 100; none left at the end.
+        let mut f = vec![150.0; 10];
+        f.extend(vec![50.0; 100]);
+        let b = Backlog {
+            since_checkpoint: 0.0,
+            lag: 0.0,
+            forecast: &f,
+        };
+        assert_eq!(ride(&b, 100.0, 0, false), (5.0, 0.0));
+        // With a 2-s downtime and 40 replayed: 40 + 300 + 8 x 50 = 740 at the peak.
+        let b = Backlog {
+            since_checkpoint: 40.0,
+            ..b
+        };
+        assert_eq!(ride(&b, 100.0, 2, true), (7.4, 0.0));
+        // Below the base rate the queue never drains.
+        let (_, left) = ride(&b, 40.0, 0, false);
+        assert!(left > 0.0);
+    }
 
     #[test]
     fn hand_computed_cases() {
