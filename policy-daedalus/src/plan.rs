@@ -434,8 +434,6 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     // The forecast's upper bound over the next `secs`: its peak plus `forecast_margin`
     // deviations of the input's 10-s movement, grown as for a random walk.
     let sigma = st.forecaster.volatility(30);
-    // With `upper_bound = trend`, the bound starts no lower than the latest 10-s input
-    // extended by its significant upward trend over the last 5 minutes.
     // Whether the forecast in use has proved itself over the horizon.
     let skilled = forecast.skill.wape[match forecast.model {
         crate::forecast::Model::Arima => 0,
@@ -443,6 +441,8 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         crate::forecast::Model::Flat => 2,
     }]
     .is_some_and(|w| w.is_finite() && w < params.forecast.wape_good);
+    // With `upper_bound = trend`, the bound starts no lower than the latest 10-s input
+    // extended by its significant upward trend over the last 5 minutes.
     let (floor, drift) = if params.trend_floor {
         let recent =
             mean_finite(input.window(10_000).map(|o| o.input_records_per_sec)).unwrap_or(load);
@@ -453,12 +453,12 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     if drift > 0.0 {
         metrics.push(Metric::new("input-trend", drift, "records/s per s"));
     }
-    let upper = |secs: u64| {
-        forecast
-            .peak(secs as usize)
-            .max(floor + drift * secs as f64)
-            + params.forecast_margin * sigma * (secs as f64 / crate::forecast::STEP_S as f64).sqrt()
+    // The bound over the next `secs` given the forecast's peak over them.
+    let bound = |peak: f64, secs: f64| {
+        peak.max(floor + drift * secs)
+            + params.forecast_margin * sigma * (secs / crate::forecast::STEP_S as f64).sqrt()
     };
+    let upper = |secs: u64| bound(forecast.peak(secs as usize), secs as f64);
     let (interval_s, cooldown_s) = (
         params.decision_interval_ms / 1000,
         params.cooldown_ms / 1000,
@@ -539,26 +539,25 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     // The smallest candidate that recovers in time and covers the peak during its recovery,
     // for the `recovering` fallback when none covers the whole horizon.
     let mut recovering: Option<(u32, usize)> = None;
-    // The upper bound's running maximum over the horizon, for the staged scale-down: how long
-    // each smaller candidate keeps covering it.
+    // `upper(s)` for s = 1..=horizon, from the forecast's running peak (linear, not quadratic,
+    // in the horizon), and how long a capacity keeps covering it: the staged scale-up's and
+    // scale-down's life.
     let horizon = forecast.values.len().max(1);
-    let upper_curve: Vec<f64> = if params.staged_scale_down {
-        // `upper(s)` for s = 1..=horizon, with the forecast's running peak (linear, not
-        // quadratic, in the horizon).
-        let mut peak = 0.0_f64;
-        forecast
-            .values
+    let mut running = 0.0_f64;
+    let upper_curve: Vec<f64> = forecast
+        .values
+        .iter()
+        .enumerate()
+        .map(|(k, v)| {
+            running = running.max(*v);
+            bound(running, (k + 1) as f64)
+        })
+        .collect();
+    let life_of = |c: f64| {
+        upper_curve
             .iter()
-            .enumerate()
-            .map(|(k, v)| {
-                peak = peak.max(*v);
-                let s = (k + 1) as f64;
-                peak.max(floor + drift * s)
-                    + params.forecast_margin * sigma * (s / crate::forecast::STEP_S as f64).sqrt()
-            })
-            .collect()
-    } else {
-        Vec::new()
+            .position(|u| *u >= c)
+            .map_or(horizon, |k| k + 1)
     };
     // The smaller scale-out saving the most over its two rescales: (scale-out, recovery, life,
     // saving, cost).
@@ -607,7 +606,7 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
             recovering = Some((i, rt));
         }
         if i < p_now && params.staged_scale_down && c <= forecast.peak(usize::MAX) {
-            let life = upper_curve.iter().position(|u| *u >= c).unwrap_or(horizon);
+            let life = life_of(c);
             let saving = f64::from(p_now - i) * life.saturating_sub(keep_until as usize) as f64;
             let cost = f64::from(p_now) * (d_down + d_up + 2.0 * rt as f64);
             if saving > cost && trough.is_none_or(|t| saving - cost > t.3 - t.4) {
@@ -646,9 +645,7 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         && chosen_rt.is_finite()
         && let Some((i, rt)) = recovering.filter(|(i, _)| *i < choice)
     {
-        let life = (1..=horizon)
-            .find(|s| upper(*s as u64) >= cap(i))
-            .unwrap_or(horizon);
+        let life = life_of(cap(i));
         let saving = f64::from(choice - i) * life as f64;
         let penalty = f64::from(choice) * (d_up + chosen_rt);
         metrics.push(Metric::new("staged-life", life as f64, "s"));
@@ -684,9 +681,9 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         && !latency_at_risk
     {
         let budget = params.queue_budget * params.latency_target_s;
-        let horizon_s = forecast.values.len() as f64;
+        let horizon_s = horizon as f64;
         // Sustainable: above the forecast's mean (a flat forecast is never ridden below it).
-        let mean = forecast.values.iter().sum::<f64>() / horizon_s.max(1.0);
+        let mean = forecast.values.iter().sum::<f64>() / horizon_s;
         let ride = (lo..=choice.max(lo)).find_map(|i| {
             let (drain, left) = crate::recovery::ride(&backlog, cap(i), downtime_of(i), i != p_now);
             let ok = cap(i) > mean
@@ -700,14 +697,14 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
                     && f64::from(p_now - i) * horizon_s > f64::from(p_now) * 2.0 * (d_down + d_up));
             if worth {
                 metrics.push(Metric::new("ride-drain", drain, "s"));
+                let plan = if i == p_now {
+                    format!("keep {p_now}")
+                } else {
+                    format!("{p_now} -> {i}")
+                };
                 reason = format!(
-                    "{p_now} -> {i}: rides the forecast, its queue drains within {drain:.0} s (budget {budget:.0} s) and is empty by the horizon"
+                    "{plan}: rides the forecast, its queue drains within {drain:.0} s (budget {budget:.0} s) and is empty by the horizon"
                 );
-                if i == p_now {
-                    reason = format!(
-                        "keep {p_now}: rides the forecast, its queue drains within {drain:.0} s (budget {budget:.0} s) and is empty by the horizon"
-                    );
-                }
                 choice = i;
                 chosen_rt = f64::NAN;
             }

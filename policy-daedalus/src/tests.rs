@@ -425,17 +425,33 @@ fn nothing_qualifying_goes_no_further_than_the_useful_parallelism() {
 /// minute with the state carried over, at 2 workers of 10k.
 fn first_rescale_on_a_ramp(params: &Params) -> Decision {
     let rate = |t: u64| 8_000.0 + 30.0 * t.saturating_sub(9_000) as f64;
+    first_decision(params, 2, rate, 9_300..11_000, |_, d| {
+        d.action != Action::Hold
+    })
+    .expect("2 workers were kept past 20k records/s")
+    .1
+}
+
+/// Decides once a minute over `seconds`, the state carried over, at `p` workers of 10k
+/// at input `rate`; the first decision (and its second) that `pick` accepts.
+fn first_decision(
+    params: &Params,
+    p: u32,
+    rate: impl Fn(u64) -> f64 + Copy,
+    seconds: std::ops::Range<u64>,
+    pick: impl Fn(u64, &Decision) -> bool,
+) -> Option<(u64, Decision)> {
     let mut state = None;
-    for now_s in (9_300..11_000).step_by(60) {
-        let mut i = job(2, rate, now_s, 300);
+    for now_s in seconds.step_by(60) {
+        let mut i = job(p, rate, now_s, 300);
         i.state = state;
         let d = decide(params, &i).unwrap();
-        if d.action != Action::Hold {
-            return d;
+        if pick(now_s, &d) {
+            return Some((now_s, d));
         }
         state = d.state;
     }
-    panic!("2 workers were kept past 20k records/s");
+    None
 }
 
 #[test]
@@ -574,18 +590,9 @@ fn a_scale_up_for_the_margin_alone_is_deferred_while_the_queue_stays_small() {
 /// returns the first that scales down while the input falls towards the trough, if any.
 fn first_scale_down_into_a_trough(params: &Params) -> Option<(u64, Decision)> {
     let rate = |t: u64| 40_000.0 + 35_000.0 * (std::f64::consts::TAU * t as f64 / 1800.0).cos();
-    let mut state = None;
-    for now_s in (9_300..16_500).step_by(60) {
-        let mut i = job(8, rate, now_s, 300);
-        i.state = state;
-        let d = decide(params, &i).unwrap();
-        let phase = now_s % 1800;
-        if d.action != Action::Hold && (450..900).contains(&phase) && now_s > 12_000 {
-            return Some((now_s, d));
-        }
-        state = d.state;
-    }
-    None
+    first_decision(params, 8, rate, 9_300..16_500, |now_s, d| {
+        d.action != Action::Hold && (450..900).contains(&(now_s % 1800)) && now_s > 12_000
+    })
 }
 
 #[test]
@@ -678,20 +685,13 @@ fn every_parameter_is_described_with_its_default() {
 /// if any.
 fn first_ride(params: &Params) -> Option<Decision> {
     let rate = |t: u64| 38_000.0 + 18_000.0 * (std::f64::consts::TAU * t as f64 / 600.0).sin();
-    let mut state = None;
-    for now_s in (9_300..16_500).step_by(60) {
-        let mut i = job(8, rate, now_s, 300);
-        i.state = state;
-        let d = decide(params, &i).unwrap();
+    first_decision(params, 8, rate, 9_300..16_500, |_, d| {
         let below_peak = d
             .metric("forecast-peak")
-            .is_some_and(|peak| f64::from(target(&d, 8)) * 10_000.0 < peak);
-        if d.explanation.reason.contains("rides the forecast") && below_peak {
-            return Some(d);
-        }
-        state = d.state;
-    }
-    None
+            .is_some_and(|peak| f64::from(target(d, 8)) * 10_000.0 < peak);
+        d.explanation.reason.contains("rides the forecast") && below_peak
+    })
+    .map(|(_, d)| d)
 }
 
 #[test]
