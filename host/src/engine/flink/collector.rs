@@ -5,7 +5,9 @@
 //!   meters average over 60 s and restart from zero when a vertex is redeployed: zeros from a
 //!   restarting job must never reach a policy as a quiet load.
 //! - Per operator (vertex): parallelism, max parallelism, records in/out per second (sums over
-//!   subtasks), busy and back-pressured time as ratios (means over subtasks).
+//!   subtasks), busy and back-pressured time as ratios (means over subtasks). A vertex or
+//!   subtask whose meters have not been sampled since it was deployed reads fully busy on no
+//!   records; its numbers are reported unknown, never as a saturated task.
 //! - Input (with an [`InputTopic`]): the arrival rate from the topic's end offsets between
 //!   samples; the lag as the sum over partitions of end offset minus the source reader's
 //!   position (`KafkaSourceReader.topic.T.partition.N.currentOffset`); the consumption rate from
@@ -184,12 +186,14 @@ impl FlinkRestCollector {
                     &["busyTimeMsPerSecond", "numRecordsInPerSecond"],
                 )
                 .await?;
-            per_subtask.push((
-                i,
-                ratio(metric(&m, "busyTimeMsPerSecond").and_then(MetricValue::number))
-                    .map(|ms| (ms / 1000.0).min(1.0)),
-                rate(metric(&m, "numRecordsInPerSecond").and_then(MetricValue::number)),
-            ));
+            let busy = ratio(metric(&m, "busyTimeMsPerSecond").and_then(MetricValue::number))
+                .map(|ms| (ms / 1000.0).min(1.0));
+            let rin = rate(metric(&m, "numRecordsInPerSecond").and_then(MetricValue::number));
+            if meters_unset(busy, rin, None) {
+                per_subtask.push((i, None, None));
+            } else {
+                per_subtask.push((i, busy, rin));
+            }
         }
         match self.workers {
             WorkerSource::Subtasks => Ok(per_subtask
@@ -230,6 +234,16 @@ impl FlinkRestCollector {
             }
         }
     }
+}
+
+/// Whether a vertex's (or subtask's) meters have not been sampled since it was deployed: Flink
+/// derives the busy time as 1000 ms/s minus the idle and back-pressured time, so before their
+/// first sample a freshly deployed task reads fully busy while its record meters read zero. A
+/// task fully busy for a whole meter window on no records at all is that, not a saturated task.
+fn meters_unset(busy: Option<f64>, records_in: Option<f64>, records_out: Option<f64>) -> bool {
+    busy.is_some_and(|b| b >= 0.999)
+        && records_in == Some(0.0)
+        && records_out.is_none_or(|r| r == 0.0)
 }
 
 fn ratio(ms_per_s_or_fraction: Option<f64>) -> Option<f64> {
@@ -308,15 +322,26 @@ impl Collector for FlinkRestCollector {
             let sum = |n: &str| rate(metric(&m, n).and_then(|x| x.sum));
             let avg_ratio =
                 |n: &str| ratio(metric(&m, n).and_then(|x| x.avg)).map(|ms| (ms / 1000.0).min(1.0));
+            let (busy, rin, rout) = (
+                avg_ratio("busyTimeMsPerSecond"),
+                sum("numRecordsInPerSecond"),
+                sum("numRecordsOutPerSecond"),
+            );
+            // Fresh meters read "fully busy on nothing": unknown, not a saturated operator.
+            let unset = meters_unset(busy, rin, rout);
+            if unset {
+                tracing::debug!(vertex = %v.name, "Meters not sampled yet; vertex metrics unknown.");
+            }
+            let known = |x: Option<f64>| x.filter(|_| !unset);
             operators.push(OperatorSample {
                 operator_id: v.id.clone(),
                 upstream: job.upstream(&v.id),
                 parallelism: v.parallelism,
                 max_parallelism: u32::try_from(v.max_parallelism).unwrap_or(0),
-                busy_ratio: avg_ratio("busyTimeMsPerSecond"),
-                backpressure_ratio: avg_ratio("backPressuredTimeMsPerSecond"),
-                records_in_per_sec: sum("numRecordsInPerSecond"),
-                records_out_per_sec: sum("numRecordsOutPerSecond"),
+                busy_ratio: known(busy),
+                backpressure_ratio: known(avg_ratio("backPressuredTimeMsPerSecond")),
+                records_in_per_sec: known(rin),
+                records_out_per_sec: known(rout),
             });
         }
         let sources = self.sources(&job).await?;
@@ -406,6 +431,19 @@ fn partition_of(name: &str, topic: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fully_busy_on_no_records_is_unset_meters() {
+        assert!(meters_unset(Some(1.0), Some(0.0), Some(0.0)));
+        assert!(meters_unset(Some(1.0), Some(0.0), None));
+        // A saturated task processes records; an idle one is not busy.
+        assert!(!meters_unset(Some(1.0), Some(12.5), Some(12.5)));
+        assert!(!meters_unset(Some(0.0), Some(0.0), Some(0.0)));
+        assert!(!meters_unset(Some(0.97), Some(0.0), Some(0.0)));
+        // Emitting without input (a source) is working.
+        assert!(!meters_unset(Some(1.0), Some(0.0), Some(300.0)));
+        assert!(!meters_unset(None, Some(0.0), Some(0.0)));
+    }
 
     #[test]
     fn partition_positions_are_recognised_by_topic() {
