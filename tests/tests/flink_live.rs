@@ -587,7 +587,7 @@ fn operator_summary(o: &Observation) -> String {
         .map(|op| {
             format!(
                 "{} p{} busy {} in {} out {}",
-                &op.operator_id[..6.min(op.operator_id.len())],
+                op.operator_id.chars().take(6).collect::<String>(),
                 op.parallelism,
                 f(op.busy_ratio),
                 f(op.records_in_per_sec),

@@ -189,11 +189,8 @@ impl FlinkRestCollector {
             let busy = ratio(metric(&m, "busyTimeMsPerSecond").and_then(MetricValue::number))
                 .map(|ms| (ms / 1000.0).min(1.0));
             let rin = rate(metric(&m, "numRecordsInPerSecond").and_then(MetricValue::number));
-            if meters_unset(busy, rin, None) {
-                per_subtask.push((i, None, None));
-            } else {
-                per_subtask.push((i, busy, rin));
-            }
+            let known = |x: Option<f64>| x.filter(|_| !meters_unset(busy, rin, None));
+            per_subtask.push((i, known(busy), known(rin)));
         }
         match self.workers {
             WorkerSource::Subtasks => Ok(per_subtask
