@@ -158,3 +158,82 @@ proptest! {
         }
     }
 }
+
+/// Volatile workloads the policies were not developed on (random walks of up to 4000
+/// records/s per second, two walks, both engine profiles): Daedalus keeps the SLO at least as
+/// well as the best autoscaling baseline (`hpa` at 80% and 85% with the paper's 300 s
+/// stabilization, `ds2`), and costs fewer worker-seconds than the paper's static provisioning
+/// and at most 1.6 times the oracle's.
+#[test]
+fn on_volatile_walks_daedalus_keeps_the_slo_as_well_as_the_best_autoscaler() {
+    let dir = workspace_root().join("target/policies");
+    let hpa = |name: &str, target: &str| {
+        PolicySpec::new(
+            name,
+            dir.join("hpa.wasm"),
+            &[
+                ("target_cpu_utilization", target),
+                ("scale_up_stabilization_secs", "300"),
+                ("scale_down_stabilization_secs", "300"),
+            ],
+        )
+    };
+    for (kind, fixed) in [(Engine::Flink, "12"), (Engine::KafkaStreams, "18")] {
+        let profile = JobProfile::default_for(kind);
+        let specs = vec![
+            PolicySpec::new("daedalus", dir.join("daedalus.wasm"), &[]),
+            hpa("hpa80", "0.8"),
+            hpa("hpa85", "0.85"),
+            PolicySpec::new("ds2", dir.join("ds2.wasm"), &[]),
+            PolicySpec::new("static", dir.join("static.wasm"), &[("parallelism", fixed)]),
+        ];
+        for walk in [11, 12] {
+            let trace = Trace::synthetic(&format!(
+                "random-walk:start=80000,step=4000,min=10000,max=300000,seed={walk},duration=3600"
+            ))
+            .unwrap();
+            let scored = simulate_all(
+                &engine(),
+                &specs,
+                &profile,
+                &trace,
+                &RunConfig::default(),
+                &PolicyLimits::default(),
+                true,
+                false,
+            )
+            .unwrap();
+            let card = |name: &str| &scored.iter().find(|s| s.card.policy == name).unwrap().card;
+            let d = card("daedalus");
+            let summary: Vec<String> = scored
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {} ws {} s violated",
+                        s.card.policy, s.card.worker_seconds, s.card.slo_violation_s
+                    )
+                })
+                .collect();
+            eprintln!("{kind:?} walk {walk}: {}", summary.join("; "));
+            let best = ["hpa80", "hpa85", "ds2"]
+                .iter()
+                .map(|n| card(n).slo_violation_s)
+                .min()
+                .unwrap();
+            assert!(
+                d.slo_violation_s <= best,
+                "{kind:?} walk {walk}: {summary:?}"
+            );
+            assert!(
+                d.worker_seconds < card("static").worker_seconds,
+                "{kind:?} walk {walk}: {summary:?}"
+            );
+            let oracle = card("oracle").worker_seconds as f64;
+            assert!(
+                d.worker_seconds as f64 <= 1.6 * oracle,
+                "{kind:?} walk {walk}: {summary:?}"
+            );
+            assert_eq!(d.policy_errors, 0);
+        }
+    }
+}
