@@ -192,17 +192,7 @@ fn on_volatile_walks_daedalus_keeps_the_slo_as_well_as_the_best_autoscaler() {
                 "random-walk:start=80000,step=4000,min=10000,max=300000,seed={walk},duration=3600"
             ))
             .unwrap();
-            let scored = simulate_all(
-                &engine(),
-                &specs,
-                &profile,
-                &trace,
-                &RunConfig::default(),
-                &PolicyLimits::default(),
-                true,
-                false,
-            )
-            .unwrap();
+            let scored = compare(&profile, &trace, &RunConfig::default(), &specs);
             let card = |name: &str| &scored.iter().find(|s| s.card.policy == name).unwrap().card;
             let d = card("daedalus");
             let summary: Vec<String> = scored
