@@ -138,6 +138,7 @@ fn simulate_writes_the_scorecard_report_and_plots() {
         "latency_ms_p99",
         "max_lag_records",
         "final_lag_records",
+        "drain_worker_seconds",
         "slo_violation_s",
         "records_in",
         "records_processed",

@@ -2,7 +2,7 @@
 //! text table of their scorecards. Shared by `daedalus simulate` and `bench-policies`.
 
 use super::dynamics::Model;
-use super::profile::JobProfile;
+use super::profile::{Engine, JobProfile};
 use super::run::{RunConfig, RunResult, run};
 use super::score::{Labels, Scorecard, score};
 use super::trace::Trace;
@@ -166,6 +166,7 @@ pub fn simulate_all(
                 engine: &profile.engine.to_string(),
                 seed: cfg.seed,
                 slo_ms: profile.slo_latency_ms,
+                drain_ws_per_record: model.drain_worker_seconds(1),
             },
         );
         if let Some(first) = result.decisions.iter().find(|d| d.error.is_some()) {
@@ -204,6 +205,37 @@ pub fn default_specs(dir: &Path) -> Vec<PolicySpec> {
         spec("hpa", "hpa.wasm", &[]),
         spec("ds2", "ds2.wasm", &[]),
         spec("static12", "static.wasm", &[("parallelism", "12")]),
+    ]
+}
+
+/// The baselines of the Daedalus paper's harness, from the built policies in `dir`: `hpa80` and
+/// `hpa85` (the HPA rule at CPU targets 80% and 85%, 300 s stabilization both ways), `ds2`, and
+/// `static-paper` (12 workers for Flink, 18 for Kafka Streams).
+pub fn paper_baselines(dir: &Path, engine: Engine) -> Vec<PolicySpec> {
+    let hpa = |name: &str, target: &str| {
+        PolicySpec::new(
+            name,
+            dir.join("hpa.wasm"),
+            &[
+                ("target_cpu_utilization", target),
+                ("scale_up_stabilization_secs", "300"),
+                ("scale_down_stabilization_secs", "300"),
+            ],
+        )
+    };
+    let paper_static = match engine {
+        Engine::Flink => "12",
+        Engine::KafkaStreams => "18",
+    };
+    vec![
+        hpa("hpa80", "0.8"),
+        hpa("hpa85", "0.85"),
+        PolicySpec::new("ds2", dir.join("ds2.wasm"), &[]),
+        PolicySpec::new(
+            "static-paper",
+            dir.join("static.wasm"),
+            &[("parallelism", paper_static)],
+        ),
     ]
 }
 

@@ -173,6 +173,19 @@ impl Model {
             .unwrap_or_else(|| self.capacity(&vec![p; self.profile.operators.len()]))
     }
 
+    /// Worker-seconds the largest job needs to work off `lag` records left waiting at the end of
+    /// a run: the oracle's terminal cost, and the scorecard's `drain_worker_seconds`, so runs
+    /// that leave different amounts of work undone compare on one charge.
+    pub fn drain_worker_seconds(&self, lag: u64) -> f64 {
+        let (lo, hi) = (self.profile.min_parallelism, self.profile.max_parallelism);
+        let best = (lo..=hi)
+            .map(|p| self.job_capacity(p))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        f64::from(hi) * lag as f64 / best
+    }
+
     /// Downtime of a rescale from `from` to `to` slots, whole seconds, with jitter `u` in [-1, 1].
     pub fn downtime_s(&self, from: u32, to: u32, u: f64) -> u32 {
         let base = if to > from {
@@ -264,6 +277,23 @@ mod tests {
             name: "t".into(),
             rates,
         }
+    }
+
+    #[test]
+    fn undone_work_is_charged_at_the_largest_job() {
+        // Linear scaling, 100 records/s per instance: the largest job (max_parallelism
+        // instances) works off a record in 1/100 of a worker-second, whatever its size.
+        let p = profile();
+        let m = Model::new(&p, &trace(vec![0; 10]), 1);
+        assert_eq!(m.drain_worker_seconds(0), 0.0);
+        let per_instance = m.job_capacity(p.max_parallelism) as f64 / f64::from(p.max_parallelism);
+        let want = 5000.0 / per_instance;
+        assert!((m.drain_worker_seconds(5000) - want).abs() < 1e-9);
+        // Contention makes the largest job slower per worker, and the charge higher.
+        let mut sub = profile();
+        sub.usl_sigma = 0.05;
+        let ms = Model::new(&sub, &trace(vec![0; 10]), 1);
+        assert!(ms.drain_worker_seconds(5000) > m.drain_worker_seconds(5000));
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn run_oracle(model: &Model, cfg: &RunConfig, trace: &str) -> (RunResult, Sc
             engine: &model.profile.engine.to_string(),
             seed: cfg.seed,
             slo_ms: model.profile.slo_latency_ms,
+            drain_ws_per_record: model.drain_worker_seconds(1),
         },
     );
     (result, card, schedule.exact)

@@ -179,12 +179,7 @@ pub fn solve(model: &Model, cfg: &OracleConfig) -> Schedule {
     // Terminal cost: records still waiting at the end must be worked off after it, at best at
     // the largest capacity with the largest job. Without it a schedule could let the lag grow
     // towards the end (or rescale in the last interval) for free.
-    let best_capacity = (lo..=hi)
-        .map(|p| model.job_capacity(p))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let terminal = |e: &Entry| e.cost + f64::from(hi) * e.state.lag as f64 / best_capacity;
+    let terminal = |e: &Entry| e.cost + model.drain_worker_seconds(e.state.lag);
     for e in fronts.iter_mut().flatten() {
         e.cost = terminal(e);
     }
@@ -278,13 +273,7 @@ mod tests {
         let slo = model.profile.slo_latency_ms;
         let ws: u64 = r.timeline.parallelism.iter().map(|p| u64::from(*p)).sum();
         let v = r.timeline.latency_ms.iter().filter(|l| **l > slo).count();
-        let prof = &model.profile;
-        let best = (prof.min_parallelism..=prof.max_parallelism)
-            .map(|p| model.job_capacity(p))
-            .max()
-            .unwrap() as f64;
-        let terminal =
-            f64::from(prof.max_parallelism) * *r.timeline.lag.last().unwrap() as f64 / best;
+        let terminal = model.drain_worker_seconds(*r.timeline.lag.last().unwrap());
         ws as f64 + f64::from(model.profile.max_parallelism) * v as f64 + terminal
     }
 

@@ -39,6 +39,12 @@ pub struct Scorecard {
     pub max_lag_records: u64,
     /// Lag at the end, records.
     pub final_lag_records: u64,
+    /// Worker-seconds the largest job would need after the run to work off
+    /// `final_lag_records` (the oracle's terminal cost, `Model::drain_worker_seconds`).
+    /// `worker_seconds + drain_worker_seconds` compares runs that leave different amounts of
+    /// work undone; absent from reports written before it (read as 0).
+    #[serde(default)]
+    pub drain_worker_seconds: u64,
     /// Seconds with latency above the profile's SLO.
     pub slo_violation_s: u64,
     /// Records that arrived.
@@ -79,6 +85,9 @@ pub struct Labels<'a> {
     pub seed: u64,
     /// SLO, ms.
     pub slo_ms: f64,
+    /// Worker-seconds to work off one record left waiting at the end (see
+    /// `Scorecard::drain_worker_seconds`).
+    pub drain_ws_per_record: f64,
 }
 
 /// Scores a run.
@@ -105,6 +114,7 @@ pub fn score(r: &RunResult, l: &Labels<'_>) -> Scorecard {
         latency_ms_p99: round3(quantile(&tl.latency_ms, 0.99)),
         max_lag_records: tl.lag.iter().copied().max().unwrap_or(0),
         final_lag_records: final_lag,
+        drain_worker_seconds: (final_lag as f64 * l.drain_ws_per_record).round() as u64,
         slo_violation_s: tl.latency_ms.iter().filter(|v| **v > l.slo_ms).count() as u64,
         records_in,
         records_processed: r.records_processed,
