@@ -144,12 +144,14 @@ pub(crate) fn run(
                 .lines()
                 .filter(|l| l.starts_with(name))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum()
+                // `Sum` of no f64 is -0.0, which printed as "-0.00 ms" when no call was recorded.
+                .fold(0.0, |a, b| a + b)
         };
         let ran = sum("daedalus_cycles_total");
         let scheduled = n as f64 * (wall.as_secs_f64() / args.tick_secs as f64).floor();
         let calls = sum("daedalus_policy_call_seconds_count");
-        let call_ms = 1e3 * sum("daedalus_policy_call_seconds_sum") / calls.max(1.0);
+        // No recorded call (no cycle reached the policy) shows as "-", not as a 0 ms call.
+        let call_ms = (calls > 0.0).then(|| 1e3 * sum("daedalus_policy_call_seconds_sum") / calls);
         drop(parts);
         let db_bytes: u64 = ["bench.db", "bench.db-wal"]
             .iter()
@@ -159,10 +161,11 @@ pub(crate) fn run(
         let per_job_day =
             db_bytes as f64 / n as f64 * (86_400.0 / wall.as_secs_f64()) / (1024.0 * 1024.0);
         println!(
-            "| {n} | {ran:.0} / {scheduled:.0} ({:.1}%) | {} | {} | {call_ms:.2} | {per_job_day:.1} MiB |",
+            "| {n} | {ran:.0} / {scheduled:.0} ({:.1}%) | {} | {} | {} | {per_job_day:.1} MiB |",
             100.0 * ran / scheduled.max(1.0),
             cpu.map_or("?".into(), |c| format!("{:.0}%", 100.0 * c)),
             rss.map_or("?".into(), |m| format!("{m:.0}")),
+            call_ms.map_or("-".into(), |c| format!("{c:.2}")),
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
