@@ -157,6 +157,38 @@ fn simulate_writes_the_scorecard_report_and_plots() {
     }
 }
 
+/// A run in which no cycle reached the policy reports no call time and no database growth: the
+/// database's size before the run is not extrapolated to a day.
+#[test]
+fn bench_host_counts_only_what_the_run_wrote() {
+    let trace = root().join("traces/advertising_6h_550K_max.csv");
+    let (code, out, err) = daedalus(&[
+        "bench-host",
+        "--jobs",
+        "2",
+        "--secs",
+        "1",
+        "--tick-secs",
+        "30",
+        "--policy",
+        artifact("daedalus.wasm").to_str().unwrap(),
+        "--swap-with",
+        artifact("hpa.wasm").to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("| 2 |"))
+        .unwrap_or_else(|| panic!("no row for 2 jobs in:\n{out}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[2], "0 / 0 (0.0%)", "{row}");
+    assert_eq!(cells[5], "-", "no call recorded: {row}");
+    assert_eq!(cells[6], "0.0 MiB", "nothing written: {row}");
+    assert!(out.contains("hot swap, file rewritten"), "{out}");
+}
+
 #[test]
 fn simulate_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();

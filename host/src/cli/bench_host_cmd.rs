@@ -2,7 +2,8 @@
 //! advertising trace, real time, one policy) for a while at a given tick, with the SQLite
 //! store, and reports per N: the share of scheduled cycles that ran, the host's CPU share,
 //! its memory, the policy call time and the database growth per job per day (samples,
-//! decisions and events; the full observations are bounded to twice the history window).
+//! decisions and events; the full observations are bounded to twice the history window; the
+//! compacted size before the run, schema and job rows, is subtracted).
 //! Then the hot-swap latency: from rewriting a watched policy file to the first decision of
 //! the new policy.
 #![allow(clippy::print_stdout, reason = "CLI output")]
@@ -79,6 +80,15 @@ fn config(n: usize, args: &BenchHostArgs, db: &std::path::Path) -> anyhow::Resul
     RunConfig::parse(&text)
 }
 
+/// Bytes of the benchmark's database and its write-ahead log in `dir`.
+fn db_size(dir: &std::path::Path) -> u64 {
+    ["bench.db", "bench.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 pub(crate) fn run(
     args: BenchHostArgs,
     cache_dir: Option<PathBuf>,
@@ -102,6 +112,12 @@ pub(crate) fn run(
             for j in &cfg.jobs {
                 built.push(build_job(&cfg, j, &parts, false).await?);
             }
+            // The size before the run (schema, job rows), compacted as at the end, so the
+            // growth counts only what the run wrote.
+            if let Some(store) = &parts.store {
+                store.vacuum()?;
+            }
+            let db_before = db_size(&dir);
             let cpu0 = cpu_time();
             let t0 = daedalus_host::clock::Stopwatch::start();
             let (tx, rx) = tokio::sync::watch::channel(false);
@@ -136,9 +152,9 @@ pub(crate) fn run(
                 }
                 store.vacuum()?;
             }
-            anyhow::Ok((cpu, wall, rss, parts.metrics.encode()))
+            anyhow::Ok((cpu, wall, rss, parts.metrics.encode(), db_before))
         })?;
-        let (cpu, wall, rss, metrics) = measured;
+        let (cpu, wall, rss, metrics, db_before) = measured;
         let sum = |name: &str| -> f64 {
             metrics
                 .lines()
@@ -153,11 +169,7 @@ pub(crate) fn run(
         // No recorded call (no cycle reached the policy) shows as "-", not as a 0 ms call.
         let call_ms = (calls > 0.0).then(|| 1e3 * sum("daedalus_policy_call_seconds_sum") / calls);
         drop(parts);
-        let db_bytes: u64 = ["bench.db", "bench.db-wal"]
-            .iter()
-            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-            .map(|m| m.len())
-            .sum();
+        let db_bytes = db_size(&dir).saturating_sub(db_before);
         let per_job_day =
             db_bytes as f64 / n as f64 * (86_400.0 / wall.as_secs_f64()) / (1024.0 * 1024.0);
         println!(
