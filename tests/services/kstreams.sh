@@ -4,7 +4,9 @@
 #   kstreams.sh instance INDEX PORT [ARGS...]  # one instance in the foreground (exec java):
 #                                              # metrics on 127.0.0.1:PORT, state in
 #                                              # <state>/kstreams/INDEX; ARGS go to the app
-#                                              # (--bootstrap --input --output --app-id --cost-us)
+#                                              # (--bootstrap --input --output --app-id --cost-us);
+#                                              # a static member "instance-INDEX" that leaves
+#                                              # the group when stopped
 # The autoscaler's process group runs `instance` once per instance and stops it with SIGTERM.
 # Prometheus (prometheus.sh) scrapes 127.0.0.1:9400-9407 as job "kstreams".
 set -euo pipefail
@@ -38,7 +40,7 @@ instance() {
   mkdir -p "$K/$index"
   exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     "-javaagent:$AGENT=127.0.0.1:$port:$CONF" \
-    -jar "$JAR" --state-dir "$K/$index" "$@"
+    -jar "$JAR" --state-dir "$K/$index" --instance-id "instance-$index" "$@"
 }
 
 cmd=${1:-}

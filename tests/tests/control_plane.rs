@@ -649,7 +649,7 @@ async fn the_shipped_examples_are_valid_and_the_simulated_one_runs() {
     )
     .unwrap();
     assert_eq!((prof.partitions, prof.max_parallelism), (4, 4));
-    assert_eq!(prof.operators[1].capacity_per_instance, 573.0);
+    assert_eq!(prof.operators[1].capacity_per_instance, 632.0);
     let mut cfg = RunConfig::embedded_default(&root).unwrap();
     cfg.store = None;
     let parts = HostParts::new(&cfg, engine()).unwrap();

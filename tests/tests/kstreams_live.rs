@@ -562,9 +562,10 @@ async fn calibrate_measures_the_app_and_fits_a_kafka_streams_profile() {
     eprintln!("calibration: {cal:?}");
     daedalus_tests::check_calibration(&cal);
     assert!(cal.saturated[&2], "3000/s must saturate two instances too");
-    // The stopped instance's member stays in the group until its session (10 s in the app)
-    // times out: the scale-down is not over before that.
-    assert!(cal.downtime_down_s[0] >= 9.0, "{cal:?}");
+    // The stopped instance, a static member, leaves the group as it closes: the scale-down
+    // does not wait out its session (10 s in the app; a dynamic member stays that long and
+    // this took 11.4 s).
+    assert!(cal.downtime_down_s[0] < 9.0, "{cal:?}");
     let prof = cal
         .profile(
             &JobProfile::default_for(Engine::KafkaStreams),

@@ -408,8 +408,9 @@ impl PrometheusCollector {
             if !g.is_stable() {
                 return Some(format!("rebalancing: the consumer group is {}", g.state));
             }
-            // Kafka Streams does not leave the group when an instance stops: its member stays,
-            // with its partitions, until the session times out. One member per live stream
+            // A dynamic Kafka Streams member does not leave the group when its instance
+            // stops: it stays, with its partitions, until the session times out (a static
+            // member closed with `leaveGroup` leaves at once). One member per live stream
             // thread, then.
             let threads: f64 = alive.iter().filter_map(|i| v.threads.get(*i)).sum();
             if g.members.len() as f64 != threads.round() {

@@ -6,6 +6,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
@@ -25,7 +26,12 @@ import org.apache.kafka.streams.kstream.Produced;
  * -jar kstreams-wordcount.jar --bootstrap 127.0.0.1:9092 --input words --output counts
  * --app-id daedalus-kstreams --cost-us 1500 --threads 1 --state-dir /tmp/ks-0}
  *
- * <p>Stops cleanly on SIGTERM (closes the streams client, which commits and leaves the group).
+ * <p>With {@code --instance-id ID} the instance is a static member of the group
+ * ({@code group.instance.id}): a restarted instance takes its place back without a rebalance,
+ * and on SIGTERM it closes the streams client (which commits) and leaves the group at once, so
+ * a scale-down does not wait out the session timeout before the remaining instances take its
+ * partitions. Without it the instance is a dynamic member and Kafka Streams does not leave the
+ * group on close (its default, which keeps a member through a restart).
  */
 public final class KStreamsWordCount {
     private KStreamsWordCount() {}
@@ -67,6 +73,12 @@ public final class KStreamsWordCount {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(a.get("threads")));
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Integer.parseInt(a.get("commit-ms")));
         p.put(StreamsConfig.STATE_DIR_CONFIG, a.get("state-dir"));
+        if (a.containsKey("instance-id")) {
+            // The main consumer's only (the restore consumer has no group); Kafka Streams
+            // suffixes it per stream thread.
+            p.put(StreamsConfig.mainConsumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG),
+                    a.get("instance-id"));
+        }
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         // Every instance counts as caught up, so a new instance gets its active tasks in the
         // rebalance it joins (and restores them from the changelog), instead of warming up
@@ -93,7 +105,11 @@ public final class KStreamsWordCount {
         KafkaStreams streams = new KafkaStreams(b.build(), p);
         CountDownLatch done = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            streams.close(Duration.ofSeconds(20));
+            // Leaving takes a static member out of the group (Kafka Streams 4.1 removes static
+            // members only; a dynamic one stays until its session times out).
+            streams.close(new KafkaStreams.CloseOptions()
+                    .timeout(Duration.ofSeconds(20))
+                    .leaveGroup(a.containsKey("instance-id")));
             done.countDown();
         }, "shutdown"));
         streams.setUncaughtExceptionHandler(e -> {
