@@ -181,3 +181,98 @@ fn daedalus_decision_fits_its_fuel_budget_on_a_full_window() {
         out.fuel_used
     );
 }
+
+/// Daedalus on the inputs a host records in real runs: the simulator drives the component
+/// through whole runs (a bundled trace, a sine and a random walk; both engine profiles), and
+/// every input the host hands it (the sliding history window, the state blob the component
+/// returned last, the rescale status and the previous outcome) is decided again by the native
+/// library. The decisions (action, reason, explanation and state) must be identical call after
+/// call. This reaches what one-shot inputs cannot: ARIMA fits and their scoring, capacities
+/// learned across scale-outs, adapted downtimes, staged plans. The runs must have rescaled and
+/// used ARIMA, or they would prove little.
+#[test]
+fn daedalus_component_matches_native_on_every_input_of_whole_runs() {
+    use daedalus_host::sim::dynamics::Model;
+    use daedalus_host::sim::profile::{Engine, JobProfile};
+    use daedalus_host::sim::run::{RunConfig, run};
+    use daedalus_host::sim::trace::Trace;
+    use daedalus_tests::workspace_root;
+
+    let policy = engine()
+        .load_file(&policy_path("daedalus"), &PolicyLimits::default(), None)
+        .unwrap();
+    let advertising =
+        Trace::from_file(&workspace_root().join("traces/advertising_6h_550K_max.csv"))
+            .unwrap()
+            .truncated(7200);
+    let synthetic = |spec: &str| Trace::synthetic(spec).unwrap();
+    let runs = [
+        (Engine::Flink, advertising, 1),
+        (
+            Engine::KafkaStreams,
+            synthetic("sine:min=5000,max=300000,period=1800,duration=5400"),
+            2,
+        ),
+        (
+            Engine::Flink,
+            synthetic(
+                "random-walk:start=100000,step=3000,min=10000,max=400000,seed=5,duration=5400",
+            ),
+            3,
+        ),
+    ];
+    for (eng, trace, seed) in runs {
+        let profile = JobProfile::default_for(eng);
+        let model = Model::new(&profile, &trace, seed);
+        let (mut calls, mut arima) = (0u32, 0u32);
+        let mut diverged: Option<String> = None;
+        let mut decide = |inp: &DecisionInput| {
+            let component = policy.decide_blocking(inp, &PolicyLimits::default());
+            let got: Outcome = match &component {
+                Ok(d) => Ok(json(d)),
+                Err(daedalus_host::policy::PolicyError::Guest(g)) => Err(json(g)),
+                Err(other) => Err(json(other.to_string())),
+            };
+            let want = native::<policy_daedalus::Daedalus>(inp);
+            calls += 1;
+            if let Ok(d) = &got
+                && d["explanation"]["metrics"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m["name"] == "forecast-model" && m["value"] == 2.0)
+            {
+                arima += 1;
+            }
+            if diverged.is_none() && got != want {
+                diverged = Some(format!(
+                    "at {} ms: component {got:?}, native {want:?}",
+                    inp.now_ms
+                ));
+            }
+            (component, 0.0)
+        };
+        let out = run(
+            &model,
+            &RunConfig {
+                seed,
+                ..RunConfig::default()
+            },
+            &mut decide,
+            &mut |_| {},
+        );
+        let name = format!("{} on {}", eng, trace.name);
+        assert_eq!(
+            diverged, None,
+            "{name}: the component and the library diverged"
+        );
+        assert_eq!(out.policy_errors, 0, "{name}");
+        assert!(calls > 400, "{name}: {calls} decisions");
+        assert!(out.rescales >= 3, "{name}: {} rescales", out.rescales);
+        assert!(arima > 0, "{name}: no decision used ARIMA");
+        eprintln!(
+            "{name}: {calls} decisions identical, {} rescales, {arima} with ARIMA",
+            out.rescales
+        );
+    }
+}
