@@ -189,6 +189,59 @@ fn bench_host_counts_only_what_the_run_wrote() {
     assert!(out.contains("hot swap, file rewritten"), "{out}");
 }
 
+/// `bench-policies` writes its table and, with `--walks`, the per-policy summary over unseen
+/// walks, whose figures agree with the per-run rows in bench.json.
+#[test]
+fn bench_policies_summarises_unseen_walks() {
+    let out = tempfile::tempdir().unwrap();
+    let no_traces = tempfile::tempdir().unwrap();
+    let policies = root().join("target/policies");
+    artifact("daedalus.wasm");
+    let (code, stdout, err) = daedalus(&[
+        "bench-policies",
+        "--walks",
+        "2",
+        "--duration-secs",
+        "600",
+        "--only",
+        "daedalus",
+        "--traces-dir",
+        no_traces.path().to_str().unwrap(),
+        "--policies-dir",
+        policies.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("## Unseen random walks (2 walks"),
+        "{stdout}"
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("bench.json")).unwrap())
+            .unwrap();
+    let walks: Vec<&serde_json::Value> = rows.iter().filter(|r| r["set"] == "walks").collect();
+    // 2 walks x 2 engines x (daedalus, static-paper, static-peak, oracle).
+    assert_eq!(walks.len(), 16);
+    for engine in ["flink", "kafka-streams"] {
+        let mut ratios: Vec<f64> = walks
+            .iter()
+            .filter(|r| r["engine"] == engine && r["policy"] == "daedalus")
+            .map(|r| r["vs_oracle"].as_f64().unwrap())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {engine} | daedalus |")))
+            .unwrap_or_else(|| panic!("no summary line for {engine}:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // Nearest-rank median of two is the lower; the maximum is the higher.
+        assert_eq!(cells[3], format!("{:.2}", ratios[0]), "{line}");
+        assert_eq!(cells[5], format!("{:.2}", ratios[1]), "{line}");
+        assert!(cells[7].ends_with("/ 2"), "{line}");
+    }
+}
+
 #[test]
 fn simulate_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,11 @@
 //! and to each static, the share of the oracle's saving a policy captures against
 //! `static-peak` (`(static_peak - policy) / (static_peak - oracle)`), p95 latency,
 //! SLO-violation seconds and rescales per hour.
+//!
+//! `--walks N` adds N random walks drawn from the seed (none of them a workload the policies
+//! were developed on) and summarises each policy over them: the distribution of its
+//! worker-seconds against the oracle's, and its SLO violation beyond the oracle's. One walk
+//! shows one path; the summary shows how a policy does on walks in general.
 #![allow(clippy::print_stdout, reason = "CLI output")]
 
 use anyhow::Context;
@@ -56,6 +61,26 @@ pub(crate) struct BenchArgs {
     /// `daedalus:keep_window_secs=300` for a sensitivity run.
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String, String)>,
+    /// Also run N random walks drawn from the seed (2 h each unless `--duration-secs`), summarised
+    /// per policy in bench.md (every run is in bench.json).
+    #[arg(long, default_value_t = 0)]
+    walks: u32,
+}
+
+/// The `k`-th unseen random walk for `seed`: its own walk seed, and start, step and ceiling
+/// cycling through a grid around the bundled walk's (start 100k, step 3000, ceiling 400k).
+fn walk_spec(seed: u64, k: u32) -> String {
+    const START: [u32; 3] = [100_000, 60_000, 150_000];
+    const STEP: [u32; 4] = [3_000, 2_000, 4_000, 5_000];
+    const MAX: [u32; 3] = [400_000, 300_000, 500_000];
+    let k = k as usize;
+    format!(
+        "random-walk:start={},step={},min=10000,max={},seed={},duration=7200",
+        START[k % 3],
+        STEP[k % 4],
+        MAX[(k / 3) % 3],
+        seed * 1000 + 100 + k as u64
+    )
 }
 
 /// Parses `NAME:KEY=VALUE`.
@@ -73,6 +98,8 @@ fn parse_param(s: &str) -> Result<(String, String, String), String> {
 struct Row {
     engine: String,
     trace: String,
+    /// `bundled` (the trace files and the synthetic workloads) or `walks` (`--walks`).
+    set: &'static str,
     policy: String,
     worker_seconds: u64,
     drain_worker_seconds: u64,
@@ -102,7 +129,9 @@ fn peak_sized(profile: &JobProfile, trace: &Trace, seed: u64) -> u32 {
         .unwrap_or(profile.max_parallelism)
 }
 
-fn load_traces(args: &BenchArgs) -> anyhow::Result<Vec<Trace>> {
+/// The workloads, each with its set: the trace files and the synthetic workloads, then the
+/// `--walks`.
+fn load_traces(args: &BenchArgs) -> anyhow::Result<Vec<(Trace, &'static str)>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.traces_dir)
         .with_context(|| format!("cannot list {}", args.traces_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -116,11 +145,15 @@ fn load_traces(args: &BenchArgs) -> anyhow::Result<Vec<Trace>> {
     for s in SYNTHETIC {
         traces.push(Trace::synthetic(s)?);
     }
-    Ok(traces
+    let mut out: Vec<(Trace, &'static str)> = traces.into_iter().map(|t| (t, "bundled")).collect();
+    for k in 0..args.walks {
+        out.push((Trace::synthetic(&walk_spec(args.seed, k))?, "walks"));
+    }
+    Ok(out
         .into_iter()
-        .map(|t| match args.duration_secs {
-            Some(d) => t.truncated(d),
-            None => t,
+        .map(|(t, set)| match args.duration_secs {
+            Some(d) => (t.truncated(d), set),
+            None => (t, set),
         })
         .collect())
 }
@@ -143,7 +176,7 @@ pub(crate) fn run(
     let mut rows = Vec::new();
     for eng in [Engine::Flink, Engine::KafkaStreams] {
         let profile = JobProfile::default_for(eng);
-        for trace in &traces {
+        for (trace, set) in &traces {
             let peak = peak_sized(&profile, trace, args.seed).to_string();
             let specs: Vec<PolicySpec> =
                 std::iter::once(spec("daedalus", dir, "daedalus.wasm", &[]))
@@ -194,6 +227,7 @@ pub(crate) fn run(
                 rows.push(Row {
                     engine: eng.to_string(),
                     trace: trace.name.clone(),
+                    set,
                     policy: c.policy.clone(),
                     worker_seconds: c.worker_seconds,
                     drain_worker_seconds: c.drain_worker_seconds,
@@ -241,7 +275,7 @@ fn markdown(rows: &[Row]) -> String {
     let mut md = String::from(
         "| engine | trace | policy | ws / oracle | ws+drain / oracle | ws / static-paper | ws / static-peak | saving captured | captured, drain charged | p95 latency s | SLO violation s | rescales / h |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    for r in rows {
+    for r in rows.iter().filter(|r| r.set == "bundled") {
         let policy = if r.policy == "oracle" && !r.oracle_exact {
             "oracle*".to_string()
         } else {
@@ -277,9 +311,107 @@ fn markdown(rows: &[Row]) -> String {
     if rows.iter().any(|r| !r.oracle_exact) {
         md += "\n`oracle*`: the oracle's Pareto fronts were thinned on this workload, so its schedule is the\nbest found rather than proven optimal.\n";
     }
+    md + &walks_summary(rows)
+}
+
+/// The `q`-quantile (nearest rank) of `v`; NaN when empty.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+/// Each policy over the `--walks` runs, per engine: worker-seconds against the oracle's
+/// (median, 90th percentile, maximum; median with the undone work charged), runs within 1.25x,
+/// SLO violation beyond the oracle's on the same walk (runs with any, total seconds) and
+/// rescales per hour (median). Empty without walks.
+fn walks_summary(rows: &[Row]) -> String {
+    let walks: Vec<&Row> = rows.iter().filter(|r| r.set == "walks").collect();
+    if walks.is_empty() {
+        return String::new();
+    }
+    let n = walks
+        .iter()
+        .map(|r| &r.trace)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut md = format!(
+        "\n## Unseen random walks ({n} walks of `--walks`, each engine)\n\n| engine | policy | ws / oracle median | p90 | max | ws+drain / oracle median | within 1.25x | runs violating beyond the oracle | violation s beyond the oracle | rescales / h median |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    );
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in &walks {
+        let k = (r.engine.as_str(), r.policy.as_str());
+        if r.policy != "oracle" && !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for (engine, policy) in keys {
+        let of: Vec<&&Row> = walks
+            .iter()
+            .filter(|r| r.engine == engine && r.policy == policy)
+            .collect();
+        let beyond: Vec<u64> = of
+            .iter()
+            .map(|r| {
+                let oracle = walks
+                    .iter()
+                    .find(|o| o.engine == r.engine && o.trace == r.trace && o.policy == "oracle")
+                    .map_or(0, |o| o.slo_violation_s);
+                r.slo_violation_s.saturating_sub(oracle)
+            })
+            .collect();
+        let ratios: Vec<f64> = of.iter().map(|r| r.vs_oracle).collect();
+        let drained: Vec<f64> = of.iter().map(|r| r.vs_oracle_drained).collect();
+        let rescales: Vec<f64> = of.iter().map(|r| r.rescales_per_hour).collect();
+        md += &format!(
+            "| {engine} | {policy} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {} | {} | {:.1} |\n",
+            quantile(&ratios, 0.5),
+            quantile(&ratios, 0.9),
+            quantile(&ratios, 1.0),
+            quantile(&drained, 0.5),
+            ratios.iter().filter(|v| **v <= 1.25).count(),
+            of.len(),
+            beyond.iter().filter(|v| **v > 0).count(),
+            beyond.iter().sum::<u64>(),
+            quantile(&rescales, 0.5),
+        );
+    }
     md
 }
 
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank_skip_non_finite_values() {
+        let v = [3.0, 1.0, f64::NAN, 2.0, 4.0];
+        assert_eq!(quantile(&v, 0.5), 2.0);
+        assert_eq!(quantile(&v, 0.9), 4.0);
+        assert_eq!(quantile(&v, 1.0), 4.0);
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn walks_are_distinct_valid_and_follow_the_seed() {
+        let specs: Vec<String> = (0..12).map(|k| walk_spec(1, k)).collect();
+        for s in &specs {
+            assert_eq!(Trace::synthetic(s).unwrap().duration_s(), 7200, "{s}");
+        }
+        let distinct: std::collections::BTreeSet<&String> = specs.iter().collect();
+        assert_eq!(distinct.len(), specs.len());
+        assert_eq!(walk_spec(1, 3), walk_spec(1, 3));
+        assert_ne!(walk_spec(1, 3), walk_spec(2, 3));
+        // None is the bundled walk (walk seed 7).
+        assert!(specs.iter().all(|s| !s.contains("seed=7,")));
+    }
 }
