@@ -21,13 +21,19 @@ fn wasm(name: &str, input: &DecisionInput) -> Outcome {
     let policy = engine()
         .load_file(&policy_path(name), &PolicyLimits::default(), None)
         .expect("the baseline loads");
-    policy
-        .decide_blocking(input, &PolicyLimits::default())
-        .map(|d: Decision| json(d))
-        .map_err(|e| match e {
-            daedalus_host::policy::PolicyError::Guest(g) => json(g),
-            other => panic!("{name} failed in the host: {other}"),
-        })
+    outcome(
+        name,
+        &policy.decide_blocking(input, &PolicyLimits::default()),
+    )
+}
+
+/// A component's answer as JSON: its decision or its own error; a failure of the host panics.
+fn outcome(name: &str, r: &Result<Decision, daedalus_host::policy::PolicyError>) -> Outcome {
+    match r {
+        Ok(d) => Ok(json(d)),
+        Err(daedalus_host::policy::PolicyError::Guest(g)) => Err(json(g)),
+        Err(other) => panic!("{name} failed in the host: {other}"),
+    }
 }
 
 fn same(name: &str, input: &DecisionInput) -> Result<(), TestCaseError> {
@@ -228,11 +234,7 @@ fn daedalus_component_matches_native_on_every_input_of_whole_runs() {
         let mut diverged: Option<String> = None;
         let mut decide = |inp: &DecisionInput| {
             let component = policy.decide_blocking(inp, &PolicyLimits::default());
-            let got: Outcome = match &component {
-                Ok(d) => Ok(json(d)),
-                Err(daedalus_host::policy::PolicyError::Guest(g)) => Err(json(g)),
-                Err(other) => Err(json(other.to_string())),
-            };
+            let got = outcome("daedalus", &component);
             let want = native::<policy_daedalus::Daedalus>(inp);
             calls += 1;
             if let Ok(d) = &got

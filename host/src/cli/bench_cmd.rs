@@ -23,6 +23,7 @@ use daedalus_host::sim::compare::{PolicySpec, paper_baselines, simulate_all};
 use daedalus_host::sim::dynamics::Model;
 use daedalus_host::sim::profile::{Engine, JobProfile};
 use daedalus_host::sim::run::RunConfig;
+use daedalus_host::sim::score::quantile;
 use daedalus_host::sim::trace::Trace;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -94,12 +95,22 @@ fn parse_param(s: &str) -> Result<(String, String, String), String> {
     Ok((name.into(), k.into(), v.into()))
 }
 
+/// Which workloads a row belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Set {
+    /// The trace files and the synthetic workloads: the table.
+    Bundled,
+    /// The `--walks`: the summary.
+    Walks,
+}
+
 #[derive(Debug, Serialize)]
 struct Row {
     engine: String,
     trace: String,
-    /// `bundled` (the trace files and the synthetic workloads) or `walks` (`--walks`).
-    set: &'static str,
+    /// `bundled` or `walks` in bench.json.
+    set: Set,
     policy: String,
     worker_seconds: u64,
     drain_worker_seconds: u64,
@@ -131,7 +142,7 @@ fn peak_sized(profile: &JobProfile, trace: &Trace, seed: u64) -> u32 {
 
 /// The workloads, each with its set: the trace files and the synthetic workloads, then the
 /// `--walks`.
-fn load_traces(args: &BenchArgs) -> anyhow::Result<Vec<(Trace, &'static str)>> {
+fn load_traces(args: &BenchArgs) -> anyhow::Result<Vec<(Trace, Set)>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.traces_dir)
         .with_context(|| format!("cannot list {}", args.traces_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -145,9 +156,9 @@ fn load_traces(args: &BenchArgs) -> anyhow::Result<Vec<(Trace, &'static str)>> {
     for s in SYNTHETIC {
         traces.push(Trace::synthetic(s)?);
     }
-    let mut out: Vec<(Trace, &'static str)> = traces.into_iter().map(|t| (t, "bundled")).collect();
+    let mut out: Vec<(Trace, Set)> = traces.into_iter().map(|t| (t, Set::Bundled)).collect();
     for k in 0..args.walks {
-        out.push((Trace::synthetic(&walk_spec(args.seed, k))?, "walks"));
+        out.push((Trace::synthetic(&walk_spec(args.seed, k))?, Set::Walks));
     }
     Ok(out
         .into_iter()
@@ -227,7 +238,7 @@ pub(crate) fn run(
                 rows.push(Row {
                     engine: eng.to_string(),
                     trace: trace.name.clone(),
-                    set,
+                    set: *set,
                     policy: c.policy.clone(),
                     worker_seconds: c.worker_seconds,
                     drain_worker_seconds: c.drain_worker_seconds,
@@ -275,7 +286,7 @@ fn markdown(rows: &[Row]) -> String {
     let mut md = String::from(
         "| engine | trace | policy | ws / oracle | ws+drain / oracle | ws / static-paper | ws / static-peak | saving captured | captured, drain charged | p95 latency s | SLO violation s | rescales / h |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    for r in rows.iter().filter(|r| r.set == "bundled") {
+    for r in rows.iter().filter(|r| r.set == Set::Bundled) {
         let policy = if r.policy == "oracle" && !r.oracle_exact {
             "oracle*".to_string()
         } else {
@@ -314,23 +325,12 @@ fn markdown(rows: &[Row]) -> String {
     md + &walks_summary(rows)
 }
 
-/// The `q`-quantile (nearest rank) of `v`; NaN when empty.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
 /// Each policy over the `--walks` runs, per engine: worker-seconds against the oracle's
 /// (median, 90th percentile, maximum; median with the undone work charged), runs within 1.25x,
 /// SLO violation beyond the oracle's on the same walk (runs with any, total seconds) and
 /// rescales per hour (median). Empty without walks.
 fn walks_summary(rows: &[Row]) -> String {
-    let walks: Vec<&Row> = rows.iter().filter(|r| r.set == "walks").collect();
+    let walks: Vec<&Row> = rows.iter().filter(|r| r.set == Set::Walks).collect();
     if walks.is_empty() {
         return String::new();
     }
@@ -364,9 +364,12 @@ fn walks_summary(rows: &[Row]) -> String {
                 r.slo_violation_s.saturating_sub(oracle)
             })
             .collect();
-        let ratios: Vec<f64> = of.iter().map(|r| r.vs_oracle).collect();
-        let drained: Vec<f64> = of.iter().map(|r| r.vs_oracle_drained).collect();
-        let rescales: Vec<f64> = of.iter().map(|r| r.rescales_per_hour).collect();
+        let finite = |f: fn(&Row) -> f64| -> Vec<f64> {
+            of.iter().map(|r| f(r)).filter(|v| v.is_finite()).collect()
+        };
+        let ratios = finite(|r| r.vs_oracle);
+        let drained = finite(|r| r.vs_oracle_drained);
+        let rescales = finite(|r| r.rescales_per_hour);
         md += &format!(
             "| {engine} | {policy} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {} | {} | {:.1} |\n",
             quantile(&ratios, 0.5),
@@ -390,16 +393,6 @@ fn round2(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantiles_by_nearest_rank_skip_non_finite_values() {
-        let v = [3.0, 1.0, f64::NAN, 2.0, 4.0];
-        assert_eq!(quantile(&v, 0.5), 2.0);
-        assert_eq!(quantile(&v, 0.9), 4.0);
-        assert_eq!(quantile(&v, 1.0), 4.0);
-        assert_eq!(quantile(&v, 0.0), 1.0);
-        assert!(quantile(&[], 0.5).is_nan());
-    }
 
     #[test]
     fn walks_are_distinct_valid_and_follow_the_seed() {
