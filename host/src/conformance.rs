@@ -103,6 +103,47 @@ pub fn synthetic_input(
     input
 }
 
+/// Checks `params` before a job or a simulation runs with them, so a typo fails at startup
+/// instead of holding the job on every tick: every key must be one the policy documents in
+/// `describe`, and a probe decision on a steady synthetic input (one worker, two minutes of
+/// history) with these params and `latency_objective_ms` must not answer `invalid-params` (a
+/// value out of range). Any other probe outcome (not enough history, a trap) is left to the
+/// run, which holds the job on it.
+pub fn check_params(
+    policy: &LoadedPolicy,
+    params: &[(String, String)],
+    limits: &PolicyLimits,
+    latency_objective_ms: Option<u64>,
+) -> Result<(), GuestError> {
+    let documented: Vec<&str> = policy
+        .info()
+        .params
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    if let Some((k, _)) = params
+        .iter()
+        .find(|(k, _)| !documented.contains(&k.as_str()))
+    {
+        return Err(GuestError::InvalidParams(format!(
+            "unknown parameter `{k}`; {} accepts {}",
+            policy.info().name,
+            if documented.is_empty() {
+                "none".to_string()
+            } else {
+                documented.join(", ")
+            }
+        )));
+    }
+    let mut probe = synthetic_input(100_000, 120, 1, 1_000.0, 0.5, (1, 2));
+    probe.params = params.to_vec();
+    probe.latency_objective_ms = latency_objective_ms;
+    match policy.decide_blocking(&probe, limits) {
+        Err(PolicyError::Guest(e @ GuestError::InvalidParams(_))) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn check(name: &'static str, passed: bool, detail: impl Into<String>) -> Check {
     Check {
         name,

@@ -10,11 +10,20 @@ fn main() -> std::process::ExitCode {
     init_tracing(&args.log_level);
     match cli::run(args) {
         Ok(code) => code,
+        // The reader of stdout went away (`daedalus ... | head`): nothing more to say.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing(level: &str) {

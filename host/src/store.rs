@@ -21,12 +21,25 @@ use thiserror::Error;
 /// Why the store failed.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// SQLite failed.
+    /// SQLite failed. The message carries SQLite's (so it is not also the `source`, which
+    /// would print it twice in an error chain).
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A stored row does not parse.
     #[error("database row: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    Corrupt(serde_json::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e)
+    }
 }
 
 /// One recorded decision.

@@ -270,6 +270,84 @@ fn simulate_refuses_bad_input_clearly() {
 }
 
 #[test]
+fn simulate_refuses_inconsistent_runs_before_simulating() {
+    let hpa = artifact("hpa.wasm");
+    let hpa = hpa.to_str().unwrap();
+    let short = "constant:rate=1000,duration=30";
+    let sim = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--no-oracle", "--out", "/dev/null/never"];
+        args.extend_from_slice(extra);
+        daedalus(&args)
+    };
+    let refused = |(code, out, err): (i32, String, String), want: &str| {
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(want), "wanted {want:?} in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(out.is_empty(), "nothing simulated: {out}");
+    };
+    // A random walk whose floor is above its ceiling (it panicked in `clamp` before).
+    refused(
+        sim(&[
+            "--trace",
+            "random-walk:min=5,max=2,duration=10",
+            "--policy",
+            hpa,
+        ]),
+        "`min` (5) exceeds `max` (2)",
+    );
+    // The same component twice under one name would overwrite its rows and files.
+    let low = format!("{hpa}?target_cpu_utilization=0.5");
+    let high = format!("{hpa}?target_cpu_utilization=0.9");
+    refused(
+        sim(&["--trace", short, "--policy", &low, "--policy", &high]),
+        "two policies are named `hpa`",
+    );
+    // An unknown parameter is refused up front, naming it and what the policy accepts.
+    let typo = format!("hpa={hpa}?target_cpu=0.5");
+    refused(
+        sim(&["--trace", short, "--policy", &typo]),
+        "unknown parameter `target_cpu`",
+    );
+    // A known parameter out of range, found by the probe decision.
+    let range = format!("hpa={hpa}?target_cpu_utilization=7");
+    refused(
+        sim(&["--trace", short, "--policy", &range]),
+        "rejects its parameters",
+    );
+    // A limit that stops every call: the cause is said once, not twice.
+    let (code, out, err) = sim(&["--trace", short, "--policy", hpa, "--fuel", "0"]);
+    refused((code, out, err.clone()), "validation failed");
+    assert_eq!(err.matches("all fuel consumed").count(), 1, "{err}");
+    // Zero-length runs and zero intervals are refused by the argument parser.
+    for bad in [["--duration-secs", "0"], ["--interval-secs", "0"]] {
+        let (code, _, err) = sim(&["--trace", short, "--policy", hpa, bad[0], bad[1]]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(bad[0]), "{err}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_daedalus"))
+        .args(["policy", "inspect"])
+        .arg(artifact("daedalus.wasm"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .env_remove("DAEDALUS_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The reader goes away at once (`daedalus ... | head -0`).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
     let policies = root().join("target/policies");
     let ds2 = artifact("ds2.wasm");

@@ -664,6 +664,60 @@ async fn the_shipped_examples_are_valid_and_the_simulated_one_runs() {
     assert!(job.shared().status().shadows[0].divergence.decisions > 0);
 }
 
+/// A job whose policy (or a shadow's) is given an unknown parameter or a value it refuses
+/// does not start: the error names the job, the key and what the policy accepts, instead of
+/// the job holding on every tick with `invalid params`.
+#[tokio::test]
+async fn a_job_with_params_its_policy_refuses_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds2 = policy_path("ds2");
+    let hpa = policy_path("hpa");
+    let shadow = |params: &str| {
+        format!(
+            "[[jobs.shadow]]\nname = \"hpa\"\npolicy = \"{}\"\nparams = {params}\n",
+            hpa.display()
+        )
+    };
+    for (extra, want) in [
+        (
+            "params = { target_utilization = \"0.7\" }".to_string(),
+            vec![
+                "job \"j\"",
+                "unknown parameter `target_utilization`",
+                "scaling_factor",
+            ],
+        ),
+        (
+            "params = { scaling_factor = \"-3\" }".to_string(),
+            vec!["job \"j\"", "scaling_factor"],
+        ),
+        (
+            shadow("{ target_cpu = \"0.5\" }"),
+            vec!["shadow \"hpa\"", "unknown parameter `target_cpu`"],
+        ),
+    ] {
+        let cfg = config(dir.path(), "", &[sim_job("j", &ds2, &extra, "")]);
+        let parts = HostParts::new(&cfg, engine()).unwrap();
+        let err = match build_job(&cfg, &cfg.jobs[0], &parts, false).await {
+            Ok(_) => panic!("{extra}: the job started"),
+            Err(e) => format!("{e:#}"),
+        };
+        for w in want {
+            assert!(err.contains(w), "{extra}: wanted {w:?} in {err}");
+        }
+    }
+    // The same job with parameters the policies accept starts.
+    let good = format!(
+        "params = {{ scaling_factor = \"0.1\" }}\n{}",
+        shadow("{ target_cpu_utilization = \"0.5\" }")
+    );
+    let cfg = config(dir.path(), "", &[sim_job("j", &ds2, &good, "")]);
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    build_job(&cfg, &cfg.jobs[0], &parts, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
 /// A simulated job runs live (static at 4) over a stepped load; replaying its recorded history
 /// for DS2 gives exactly the scorecard the simulator gives DS2 on the original trace: the
 /// recorded load is the load, and the replay is the simulator.

@@ -7,7 +7,7 @@ use daedalus_host::sim::compare::{
 use daedalus_host::sim::profile::{Engine, JobProfile};
 use daedalus_host::sim::run::RunConfig;
 use daedalus_host::sim::trace::Trace;
-use daedalus_tests::{engine, guest_path, workspace_root};
+use daedalus_tests::{engine, guest_path, policy_path, workspace_root};
 use proptest::prelude::*;
 
 fn specs() -> Vec<PolicySpec> {
@@ -140,8 +140,8 @@ proptest! {
         profile.slo_latency_ms = 3000.0;
         let cfg = RunConfig { seed, nominal_downtimes: true, history_s: 60, ..RunConfig::default() };
         let mut all = specs();
-        all.push(PolicySpec { name: "hpa50".into(), path: all[0].path.clone(), params: vec![("target_cpu_utilization".into(), "0.5".into())] });
-        all.push(PolicySpec { name: "static4".into(), path: all[2].path.clone(), params: vec![("parallelism".into(), "4".into())] });
+        all.push(PolicySpec { name: "hpa50".into(), path: policy_path("hpa"), params: vec![("target_cpu_utilization".into(), "0.5".into())] });
+        all.push(PolicySpec { name: "static4".into(), path: policy_path("static"), params: vec![("parallelism".into(), "4".into())] });
         let scored = compare(&profile, &trace, &cfg, &all);
         // The guarantee holds for an exact oracle (fronts never thinned), which small traces
         // almost always give; a thinned one is only the best schedule found.

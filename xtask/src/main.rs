@@ -44,7 +44,11 @@ fn main() -> Result<()> {
         "simulate" | "bench-policies" => {
             build_policies(&root)?;
             let mut rest: Vec<String> = std::env::args().skip(2).collect();
-            if task == "simulate" && !rest.iter().any(|a| a == "--trace") {
+            if task == "simulate"
+                && !rest
+                    .iter()
+                    .any(|a| a == "--trace" || a.starts_with("--trace="))
+            {
                 rest.extend([
                     "--trace".into(),
                     "traces/advertising_6h_550K_max.csv".into(),

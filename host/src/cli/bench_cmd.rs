@@ -14,7 +14,6 @@
 //! were developed on) and summarises each policy over them: the distribution of its
 //! worker-seconds against the oracle's, and its SLO violation beyond the oracle's. One walk
 //! shows one path; the summary shows how a policy does on walks in general.
-#![allow(clippy::print_stdout, reason = "CLI output")]
 
 use anyhow::Context;
 use clap::Args;
@@ -49,7 +48,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "target/bench-policies")]
     out: PathBuf,
     /// Only the first N seconds of each workload.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     duration_secs: Option<u64>,
     /// Seed.
     #[arg(long, default_value_t = 1)]
@@ -265,8 +264,8 @@ pub(crate) fn run(
     let md = markdown(&rows);
     let md_path = args.out.join("bench.md");
     std::fs::write(&md_path, &md)?;
-    print!("{md}");
-    println!("\nwritten: {} {}", json.display(), md_path.display());
+    out!("{md}");
+    outln!("\nwritten: {} {}", json.display(), md_path.display());
     Ok(std::process::ExitCode::SUCCESS)
 }
 

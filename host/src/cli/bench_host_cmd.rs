@@ -6,7 +6,6 @@
 //! compacted size before the run, schema and job rows, is subtracted).
 //! Then the hot-swap latency: from rewriting a watched policy file to the first decision of
 //! the new policy.
-#![allow(clippy::print_stdout, reason = "CLI output")]
 
 use anyhow::Context;
 use clap::Args;
@@ -98,10 +97,10 @@ pub(crate) fn run(
         ..EngineOptions::default()
     })?;
     let rt = tokio::runtime::Runtime::new()?;
-    println!(
+    outln!(
         "| jobs | cycles run / scheduled | host CPU (of 1 core) | RSS MiB | policy call mean ms | DB growth per job per day |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    outln!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     for &n in &args.jobs {
         let dir = tempfile_dir()?;
         let db = dir.join("bench.db");
@@ -172,7 +171,7 @@ pub(crate) fn run(
         let db_bytes = db_size(&dir).saturating_sub(db_before);
         let per_job_day =
             db_bytes as f64 / n as f64 * (86_400.0 / wall.as_secs_f64()) / (1024.0 * 1024.0);
-        println!(
+        outln!(
             "| {n} | {ran:.0} / {scheduled:.0} ({:.1}%) | {} | {} | {} | {per_job_day:.1} MiB |",
             100.0 * ran / scheduled.max(1.0),
             cpu.map_or("?".into(), |c| format!("{:.0}%", 100.0 * c)),
@@ -187,7 +186,7 @@ pub(crate) fn run(
         .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
         .collect();
     let mean = swaps.iter().map(Duration::as_secs_f64).sum::<f64>() / swaps.len() as f64;
-    println!(
+    outln!(
         "\nhot swap, file rewritten -> first decision of the new policy, 1 s tick: mean {:.0} ms \
          (each, ms: {}); the wait for the next tick is half a tick on average",
         mean * 1e3,

@@ -26,7 +26,7 @@ pub(crate) struct LoadgenArgs {
     #[arg(long, default_value_t = 1.0)]
     rate_scale: f64,
     /// Only the first this many trace seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     duration_secs: Option<u64>,
     /// Partitions of the topic when it has to be created.
     #[arg(long, default_value_t = 4)]

@@ -1,5 +1,22 @@
 //! Command-line interface (clap derive).
 
+/// `println!` that returns the write error instead of panicking, so a closed pipe (`daedalus
+/// ... | head`) ends the command quietly (see `main`) rather than with a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` that returns the write error instead of panicking (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod bench_cmd;
 mod bench_host_cmd;
 mod calibrate_cmd;

@@ -1,5 +1,4 @@
 //! `daedalus policy ...`: inspect a component, or run one decision.
-#![allow(clippy::print_stdout, reason = "CLI output")]
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -109,11 +108,11 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             let i = inspect(&engine, &file)
                 .with_context(|| format!("cannot inspect {}", file.display()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&i)?);
+                outln!("{}", serde_json::to_string_pretty(&i)?);
             } else {
-                println!("file:        {} ({} bytes)", i.path, i.size_bytes);
-                println!("sha256:      {}", i.sha256);
-                println!(
+                outln!("file:        {} ({} bytes)", i.path, i.size_bytes);
+                outln!("sha256:      {}", i.sha256);
+                outln!(
                     "wit version: {}",
                     match i.wit_version.as_deref() {
                         None => "none (not a scaling policy)".to_string(),
@@ -129,21 +128,23 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
                     }
                 );
                 if let Some(p) = &i.policy {
-                    println!("name:        {}", p.name);
-                    println!("version:     {}", p.version);
-                    println!("description: {}", p.description);
+                    outln!("name:        {}", p.name);
+                    outln!("version:     {}", p.version);
+                    outln!("description: {}", p.description);
                     for param in &p.params {
-                        println!(
+                        outln!(
                             "param:       {} = {:?}  {}",
-                            param.name, param.default_value, param.description
+                            param.name,
+                            param.default_value,
+                            param.description
                         );
                     }
                 }
                 for e in &i.exports {
-                    println!("export:      {e}");
+                    outln!("export:      {e}");
                 }
                 for imp in &i.imports {
-                    println!("import:      {imp}");
+                    outln!("import:      {imp}");
                 }
             }
             if let Some(e) = &i.load_error {
@@ -154,7 +155,7 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
         }
         PolicyCommand::New { name, dir, lang } => {
             let root = crate::cli::policy_new::scaffold(&name, &dir, lang)?;
-            println!("created {}", root.display());
+            outln!("created {}", root.display());
             let next = match lang {
                 crate::cli::policy_new::Lang::Rust => {
                     "cargo test && cargo build --release --target wasm32-wasip2"
@@ -162,7 +163,7 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
                 crate::cli::policy_new::Lang::Js => "npm test && npm run build",
                 crate::cli::policy_new::Lang::Python => "python3 -m unittest && ./build.sh",
             };
-            println!("next: cd {} && {next}", root.display());
+            outln!("next: cd {} && {next}", root.display());
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test {
@@ -200,7 +201,7 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             let decision = outcome
                 .result
                 .context("the policy failed; a job would hold its parallelism")?;
-            println!("{}", serde_json::to_string_pretty(&decision)?);
+            outln!("{}", serde_json::to_string_pretty(&decision)?);
             eprintln!("fuel used: {}", outcome.fuel_used);
             Ok(ExitCode::SUCCESS)
         }
@@ -222,18 +223,19 @@ fn test(
         .load_file(file, limits, None)
         .with_context(|| format!("cannot load {}", file.display()))?;
     let report = daedalus_host::conformance::run_with_limits(&policy, params, limits);
-    println!(
+    outln!(
         "conformance of {} ({}):",
         policy.info().name,
         file.display()
     );
     for c in &report.checks {
         let mark = if c.passed { "pass" } else { "FAIL" };
-        println!("  {mark} {:<18} {}", c.name, c.detail);
+        outln!("  {mark} {:<18} {}", c.name, c.detail);
     }
-    println!(
+    outln!(
         "  max fuel per decision: {}; median decide: {:.0} µs (measured)",
-        report.max_fuel, report.decide_us_p50
+        report.max_fuel,
+        report.decide_us_p50
     );
     if !no_score {
         let workload = match Trace::synthetic(trace) {
@@ -263,8 +265,8 @@ fn test(
             true,
         )?;
         let cards: Vec<_> = scored.into_iter().map(|s| s.card).collect();
-        println!("\nscore on {} (simulated {}):", workload.name, prof.name);
-        print!("{}", compare::table(&cards));
+        outln!("\nscore on {} (simulated {}):", workload.name, prof.name);
+        out!("{}", compare::table(&cards));
     }
     if report.passed() {
         Ok(ExitCode::SUCCESS)

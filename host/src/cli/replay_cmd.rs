@@ -1,6 +1,5 @@
 //! `daedalus replay` (counterfactual replay of a job's recorded history) and `daedalus arms`
 //! (split-test scorecards from live data), both from the store of a `daedalus run` config.
-#![allow(clippy::print_stdout, reason = "CLI output")]
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -118,7 +117,7 @@ pub(crate) fn replay(
         u32::try_from(cfg.tick_secs).unwrap_or(u32::MAX),
         args.seed,
     )?;
-    println!(
+    outln!(
         "Counterfactual replay of {:?}: {} recorded samples, {} s of load (peak {} rec/s), profile {}",
         job.name,
         samples.len(),
@@ -127,7 +126,7 @@ pub(crate) fn replay(
         profile.name
     );
     let cards: Vec<_> = scored.into_iter().map(|s| s.card).collect();
-    print!("{}", table(&cards));
+    out!("{}", table(&cards));
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -139,7 +138,7 @@ pub(crate) fn arms(args: ArmsArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let store = open_store(&cfg)?;
     let report = arm_report(&store, &arms, 0, args.lag_threshold)?;
-    println!(
+    outln!(
         "{:<6} {:>5} {:>12} {:>16} {:>12} {:>14} {:>10} {:>12} {:>8}",
         "arm",
         "jobs",
@@ -152,7 +151,7 @@ pub(crate) fn arms(args: ArmsArgs) -> anyhow::Result<std::process::ExitCode> {
         "errors"
     );
     for r in &report {
-        println!(
+        outln!(
             "{:<6} {:>5} {:>12.0} {:>16.0} {:>12.2} {:>14.0} {:>10.0} {:>12.2} {:>8}",
             r.arm,
             r.jobs.len(),

@@ -17,7 +17,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     dry_run: bool,
     /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     duration_secs: Option<u64>,
 }
 

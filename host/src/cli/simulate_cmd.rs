@@ -1,6 +1,5 @@
 //! `daedalus simulate`: run policies against the simulated job on a trace, print the scorecard,
 //! write `report.json` and plots.
-#![allow(clippy::print_stdout, reason = "CLI output")]
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -23,8 +22,9 @@ pub(crate) struct SimulateArgs {
     pub(crate) trace: String,
     /// A policy to run: `[NAME=]PATH[?KEY=VALUE&...]`, e.g.
     /// `hpa80=target/policies/hpa.wasm?target_cpu_utilization=0.8`. Repeatable; the same
-    /// component may appear twice with different parameters. Default: hpa, ds2 and static at
-    /// 12 from `--policies-dir`.
+    /// component may appear twice with different parameters under different NAMEs (a name
+    /// defaults to the file's stem; names must be unique). Default: daedalus, hpa, ds2 and
+    /// static12 (static at 12) from `--policies-dir`.
     #[arg(long = "policy")]
     pub(crate) policies: Vec<String>,
     /// Where the default policies are.
@@ -43,7 +43,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value = "target/simulate")]
     pub(crate) out: PathBuf,
     /// Seconds between policy decisions.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) interval_secs: u32,
     /// Seconds of history handed to the policy each decision.
     #[arg(long, default_value_t = 300)]
@@ -52,7 +52,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub(crate) rate_scale: f64,
     /// Only simulate the first N seconds of the trace.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) duration_secs: Option<u64>,
     /// Skip the oracle.
     #[arg(long)]
@@ -124,7 +124,7 @@ pub(crate) fn run_simulate(
         ..PolicyLimits::default()
     };
     let cfg = RunConfig {
-        interval_s: args.interval_secs.max(1),
+        interval_s: args.interval_secs,
         history_s: args.history_secs,
         seed: args.seed,
         params: Vec::new(),
@@ -169,11 +169,11 @@ pub(crate) fn run_simulate(
         daedalus_host::sim::export::write_run(&args.out, &s.card.policy, &s.result)
             .with_context(|| format!("cannot write the run files of {}", s.card.policy))?;
     }
-    print!("{}", table(&cards));
-    println!();
-    println!("report: {}", report.display());
-    println!("plots:  {}  {}", runs_svg.display(), card_svg.display());
-    println!(
+    out!("{}", table(&cards));
+    outln!();
+    outln!("report: {}", report.display());
+    outln!("plots:  {}  {}", runs_svg.display(), card_svg.display());
+    outln!(
         "data:   {}/<policy>.timeline.csv, <policy>.decisions.jsonl",
         args.out.display()
     );

@@ -10,7 +10,7 @@
 //! name = "wordcount"                      # how logs name the job
 //! policy = "target/policies/ds2.wasm"     # the policy component
 //! policy_sha256 = "..."                   # optional pin; a mismatch refuses to start
-//! params = { target_utilization = "0.7" } # policy parameters (strings)
+//! params = { scaling_factor = "0.1" }     # policy parameters (strings; checked at start)
 //! min_parallelism = 1                     # default 1
 //! max_parallelism = 4                     # required
 //! rescale_timeout_secs = 180              # give up waiting for a rescale (default 180)
@@ -151,7 +151,7 @@ pub struct JobConfig {
     /// swapped-in one (default 3).
     #[serde(default = "default_rollback")]
     pub rollback_after: u32,
-    /// A Flink job (give exactly one of `flink` and `simulated`).
+    /// A Flink job (give exactly one of `flink`, `kafka_streams` and `simulated`).
     #[serde(default)]
     pub flink: Option<FlinkConfig>,
     /// A simulated job.

@@ -18,6 +18,7 @@ pub use config::RunConfig;
 pub use job::{Cycle, JobLoop, JobSettings, PolicyControl, Shadow};
 
 use crate::clock::JobClock;
+use crate::conformance::check_params;
 use crate::engine::flink::rest::FlinkRest;
 use crate::engine::flink::{
     CommandPool, FlinkRescaleActuator, FlinkRestCollector, JobSelector, Resubmit,
@@ -373,6 +374,21 @@ fn params(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// [`check_params`] of the slot's policy, on a blocking thread (a probe decision is a guest
+/// call, which must not block the async runtime).
+async fn checked_params(
+    slot: &PolicySlot,
+    configured: &BTreeMap<String, String>,
+    limits: &PolicyLimits,
+    objective_ms: Option<u64>,
+) -> anyhow::Result<()> {
+    let (policy, configured, limits) = (slot.active(), params(configured), limits.clone());
+    tokio::task::spawn_blocking(move || check_params(&policy, &configured, &limits, objective_ms))
+        .await
+        .context("the parameter check did not complete")?
+        .map_err(anyhow::Error::new)
+}
+
 /// A built job: its loop and clock.
 pub struct BuiltJob {
     /// The loop.
@@ -390,12 +406,18 @@ pub async fn build_job(
     dry_run_override: bool,
 ) -> anyhow::Result<BuiltJob> {
     let what = format!("job {:?}", job.name);
+    let objective_ms = job
+        .latency_objective_secs
+        .map(|s| Duration::from_secs_f64(s).as_millis() as u64);
     let slot = parts.load_slot(
         &job.policy,
         job.policy_sha256.as_deref(),
         &job.limits,
         &what,
     )?;
+    checked_params(&slot, &job.params, &job.limits, objective_ms)
+        .await
+        .with_context(|| format!("{what}: policy {} rejects `params`", job.policy.display()))?;
     let policy = Arc::new(WasmPolicy::new(slot.clone()));
     let mut shadows = Vec::new();
     for c in &job.shadow {
@@ -405,6 +427,15 @@ pub async fn build_job(
             &job.limits,
             &format!("{what} shadow {:?}", c.name),
         )?;
+        checked_params(&s, &c.params, &job.limits, objective_ms)
+            .await
+            .with_context(|| {
+                format!(
+                    "{what} shadow {:?}: policy {} rejects its `params`",
+                    c.name,
+                    c.policy.display()
+                )
+            })?;
         shadows.push(Shadow::new(
             &c.name,
             Arc::new(WasmPolicy::new(s.clone())),

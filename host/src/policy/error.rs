@@ -32,9 +32,11 @@ pub enum LoadError {
         /// The file's digest.
         actual: String,
     },
-    /// The component loaded but failed validation (`describe` or the probe decision).
+    /// The component loaded but failed validation (`describe` or the probe decision). The
+    /// message carries the policy error's (so it is not also its `source`, which would print
+    /// it twice in an error chain).
     #[error("validation failed: {0}")]
-    Validation(#[source] Box<PolicyError>),
+    Validation(Box<PolicyError>),
     /// The host itself failed (linker, precompiled cache); not the policy's fault.
     #[error("host error: {0}")]
     Host(String),
@@ -83,15 +85,22 @@ pub enum PolicyError {
         /// What wasmtime (and the guest's stderr, for panics) said.
         detail: String,
     },
-    /// The guest reported an expected failure.
+    /// The guest reported an expected failure (the message carries the guest's, so it is not
+    /// also its `source`).
     #[error("policy error: {0}")]
-    Guest(#[from] GuestError),
+    Guest(GuestError),
     /// The guest answered something the host cannot apply.
     #[error("invalid output: {0}")]
     InvalidOutput(String),
     /// The host failed to run the call (instantiation, a panicked worker thread).
     #[error("host error: {0}")]
     Host(String),
+}
+
+impl From<GuestError> for PolicyError {
+    fn from(e: GuestError) -> Self {
+        PolicyError::Guest(e)
+    }
 }
 
 impl PolicyError {

@@ -7,6 +7,8 @@ use super::run::{RunConfig, RunResult, run};
 use super::score::{Labels, Scorecard, score};
 use super::trace::Trace;
 use crate::clock::Stopwatch;
+use crate::conformance::check_params;
+use crate::model::GuestError;
 use crate::policy::{LoadError, LoadedPolicy, PolicyEngine, PolicyLimits};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +36,18 @@ pub enum CompareError {
         #[source]
         source: LoadError,
     },
+    /// A policy rejects the parameters it was given (an unknown key, a value out of range).
+    #[error("policy `{name}` rejects its parameters")]
+    Params {
+        /// Display name.
+        name: String,
+        /// The policy's answer.
+        #[source]
+        source: GuestError,
+    },
+    /// Two policies share a display name, so their rows and files would collide.
+    #[error("two policies are named `{0}`; give each its own name (`NAME=PATH?KEY=VALUE`)")]
+    DuplicateName(String),
 }
 
 /// A parsed `--policy` spec.
@@ -117,19 +131,34 @@ pub fn simulate_all(
     progress: bool,
 ) -> Result<Vec<Scored>, CompareError> {
     let model = Model::new(profile, trace, cfg.seed);
+    let mut names = std::collections::BTreeSet::new();
+    if let Some(s) = specs.iter().find(|s| !names.insert(s.name.as_str())) {
+        return Err(CompareError::DuplicateName(s.name.clone()));
+    }
     let loaded: Vec<(PolicySpec, LoadedPolicy)> = specs
         .iter()
         .map(|s| {
-            engine
-                .load_file(&s.path, limits, None)
-                .map_err(|source| CompareError::Load {
-                    name: s.name.clone(),
-                    path: s.path.display().to_string(),
-                    source,
-                })
-                .map(|p| (s.clone(), p))
+            let policy =
+                engine
+                    .load_file(&s.path, limits, None)
+                    .map_err(|source| CompareError::Load {
+                        name: s.name.clone(),
+                        path: s.path.display().to_string(),
+                        source,
+                    })?;
+            check_params(
+                &policy,
+                &s.params,
+                limits,
+                Some(profile.latency_objective_ms()),
+            )
+            .map_err(|source| CompareError::Params {
+                name: s.name.clone(),
+                source,
+            })?;
+            Ok((s.clone(), policy))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, CompareError>>()?;
     let mut out = Vec::new();
     for (spec, policy) in &loaded {
         let bar = if progress {

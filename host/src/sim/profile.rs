@@ -171,6 +171,11 @@ pub struct ProfileError {
 }
 
 impl JobProfile {
+    /// The latency objective a simulated operator hands its policy: the SLO, whole ms.
+    pub fn latency_objective_ms(&self) -> u64 {
+        self.slo_latency_ms.round().max(1.0) as u64
+    }
+
     /// The bundled default for `engine`.
     pub fn default_for(engine: Engine) -> JobProfile {
         let text = match engine {

@@ -135,7 +135,7 @@ pub fn run(
                 history: history.iter().cloned().collect(),
                 bounds,
                 // The profile's SLO is the simulated operator's objective.
-                latency_objective_ms: Some(prof.slo_latency_ms.round().max(1.0) as u64),
+                latency_objective_ms: Some(prof.latency_objective_ms()),
                 rescale: RescaleStatus {
                     in_progress: s.rescaling(),
                     ..rescale.clone()

@@ -168,13 +168,17 @@ impl Trace {
         }
     }
 
-    /// A synthetic trace from a spec `KIND:key=value,...`:
+    /// A synthetic trace from a spec `KIND:key=value,...` (rates in records/s, times in s;
+    /// each key at most once; defaults in brackets):
     ///
-    /// - `constant:rate=R,duration=S`
-    /// - `step:low=L,high=H,at=T,duration=S`
-    /// - `sine:min=A,max=B,period=P,duration=S`
-    /// - `spike:base=B,peak=P,at=T,width=W,duration=S`
-    /// - `random-walk:start=R,step=D,min=A,max=B,seed=N,duration=S`
+    /// - `constant:rate=R[10000]`
+    /// - `step:low=L[5000],high=H[20000],at=T[duration/2]`
+    /// - `sine:min=A[5000],max=B[40000],period=P[3600]` (`min` ≤ `max`, `period` ≥ 1)
+    /// - `spike:base=B[5000],peak=P[40000],at=T[duration/2],width=W[60]` (`width` ≥ 1)
+    /// - `random-walk:start=R[10000],step=D[200],min=A[1000],max=B[50000],seed=N[1]`
+    ///   (`min` ≤ `max`; `step` is the standard deviation of the change per second)
+    ///
+    /// and every kind `duration=S[3600]`.
     pub fn synthetic(spec: &str) -> Result<Trace, TraceError> {
         let bad = |detail: String| TraceError::BadSpec {
             spec: spec.to_string(),
@@ -194,7 +198,9 @@ impl Trace {
                     "`{k}` must be a finite number in [0, {MAX_RATE:e}]"
                 )));
             }
-            kv.insert(k.to_string(), v);
+            if kv.insert(k.to_string(), v).is_some() {
+                return Err(bad(format!("`{k}` is given twice")));
+            }
         }
         let get = |k: &str, default: f64| kv.get(k).copied().unwrap_or(default);
         let duration = get("duration", 3600.0) as usize;
@@ -219,6 +225,30 @@ impl Trace {
                 known.join(", ")
             )));
         }
+        let ordered = |lo: &str, lo_d: f64, hi: &str, hi_d: f64| {
+            if get(lo, lo_d) > get(hi, hi_d) {
+                Err(bad(format!(
+                    "`{lo}` ({}) exceeds `{hi}` ({})",
+                    get(lo, lo_d),
+                    get(hi, hi_d)
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let at_least_one = |k: &str| match kv.get(k) {
+            Some(&v) if v < 1.0 => Err(bad(format!("`{k}` must be at least 1 second"))),
+            _ => Ok(()),
+        };
+        match kind {
+            "sine" => {
+                ordered("min", 5_000.0, "max", 40_000.0)?;
+                at_least_one("period")?;
+            }
+            "spike" => at_least_one("width")?,
+            "random-walk" => ordered("min", 1_000.0, "max", 50_000.0)?,
+            _ => {}
+        }
         let rates: Vec<u64> = match kind {
             "constant" => vec![get("rate", 10_000.0) as u64; duration],
             "step" => {
@@ -237,7 +267,7 @@ impl Trace {
                 let (lo, hi, period) = (
                     get("min", 5_000.0),
                     get("max", 40_000.0),
-                    get("period", 3600.0).max(1.0),
+                    get("period", 3600.0),
                 );
                 (0..duration)
                     .map(|t| {
@@ -247,10 +277,7 @@ impl Trace {
                     .collect()
             }
             "spike" => {
-                let (at, width) = (
-                    get("at", duration as f64 / 2.0),
-                    get("width", 60.0).max(1.0),
-                );
+                let (at, width) = (get("at", duration as f64 / 2.0), get("width", 60.0));
                 (0..duration)
                     .map(|t| {
                         let inside = (t as f64) >= at && (t as f64) < at + width;
@@ -342,5 +369,33 @@ mod tests {
         assert!(Trace::synthetic("constant:rate=-1").is_err());
         assert!(Trace::synthetic("constant:speed=1").is_err());
         assert!(Trace::synthetic("constant:duration=100000000").is_err());
+    }
+
+    #[test]
+    fn inconsistent_specs_are_refused_with_the_reason() {
+        for (spec, want) in [
+            (
+                "random-walk:min=5,max=2,duration=10",
+                "`min` (5) exceeds `max` (2)",
+            ),
+            (
+                "random-walk:min=60000,duration=10",
+                "`min` (60000) exceeds `max` (50000)",
+            ),
+            (
+                "sine:min=10,max=5,duration=10",
+                "`min` (10) exceeds `max` (5)",
+            ),
+            ("sine:period=0,duration=10", "`period` must be at least 1"),
+            ("spike:width=0.5,duration=10", "`width` must be at least 1"),
+            ("constant:rate=1,rate=2", "`rate` is given twice"),
+        ] {
+            let e = Trace::synthetic(spec).unwrap_err().to_string();
+            assert!(e.contains(want), "{spec}: {e}");
+            assert!(e.contains(spec), "{spec}: the error names the spec: {e}");
+        }
+        // Equal bounds are a constant, not an error.
+        let flat = Trace::synthetic("random-walk:min=7,max=7,duration=5").unwrap();
+        assert_eq!(flat.rates, vec![7; 5]);
     }
 }

@@ -15,7 +15,8 @@
 
 use daedalus_policy_sdk::params::Params;
 use daedalus_policy_sdk::{
-    Action, Decision, DecisionInput, LogLevel, Policy, PolicyError, PolicyInfo, ScaleTarget,
+    Action, Decision, DecisionInput, LogLevel, ParamSpec, Policy, PolicyError, PolicyInfo,
+    ScaleTarget,
 };
 
 /// The hostile test policy.
@@ -48,7 +49,28 @@ impl Policy for Hostile {
             name: "hostile".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Misbehaves on request, for sandbox tests.".into(),
-            params: Vec::new(),
+            params: [
+                ("mode", "echo", "the misbehaviour (see the crate docs)"),
+                ("iterations", "1000", "`spin`: loop iterations"),
+                (
+                    "bytes",
+                    "1073741824",
+                    "`alloc`: bytes (`big-state`: 1048576)",
+                ),
+                ("parallelism", "0", "`target`: the job parallelism proposed"),
+                (
+                    "calls",
+                    "1",
+                    "`fail-after`: calls that behave before panicking",
+                ),
+            ]
+            .into_iter()
+            .map(|(name, default, what)| ParamSpec {
+                name: name.into(),
+                default_value: default.into(),
+                description: what.into(),
+            })
+            .collect(),
         }
     }
 
