@@ -115,26 +115,7 @@ pub fn check_params(
     limits: &PolicyLimits,
     latency_objective_ms: Option<u64>,
 ) -> Result<(), GuestError> {
-    let documented: Vec<&str> = policy
-        .info()
-        .params
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
-    if let Some((k, _)) = params
-        .iter()
-        .find(|(k, _)| !documented.contains(&k.as_str()))
-    {
-        return Err(GuestError::InvalidParams(format!(
-            "unknown parameter `{k}`; {} accepts {}",
-            policy.info().name,
-            if documented.is_empty() {
-                "none".to_string()
-            } else {
-                documented.join(", ")
-            }
-        )));
-    }
+    policy.check_param_keys(params)?;
     let mut probe = synthetic_input(100_000, 120, 1, 1_000.0, 0.5, (1, 2));
     probe.params = params.to_vec();
     probe.latency_objective_ms = latency_objective_ms;

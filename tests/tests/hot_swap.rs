@@ -77,6 +77,17 @@ fn a_bad_swap_keeps_the_old_digest_active() {
         Err(LoadError::Validation(e)) => assert!(e.to_string().contains("panic"), "{e}"),
         other => panic!("{other:?}"),
     }
+    // A parameter the new policy does not document: refused by the host, naming what it
+    // accepts, before the policy is asked.
+    let undocumented = with_params(last.clone(), &[("mode", "echo"), ("nope", "1")]);
+    match slot.reload_bytes(&v2, Some(&undocumented)) {
+        Err(LoadError::Validation(e)) => assert!(
+            e.to_string()
+                .contains("unknown parameter `nope`; hostile accepts mode,"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(slot.active().digest(), old);
     // The old policy still decides, state intact.
     let d = slot.active().decide_blocking(&last, slot.limits()).unwrap();

@@ -121,6 +121,28 @@ impl LoadedPolicy {
         &self.info
     }
 
+    /// Refuses a parameter key the policy does not document in `describe` (the WIT's
+    /// `policy-info.params` lists the parameters a policy accepts), naming the key and the
+    /// accepted ones.
+    pub fn check_param_keys(&self, params: &[(String, String)]) -> Result<(), GuestError> {
+        let documented: Vec<&str> = self.info.params.iter().map(|p| p.name.as_str()).collect();
+        match params
+            .iter()
+            .find(|(k, _)| !documented.contains(&k.as_str()))
+        {
+            None => Ok(()),
+            Some((k, _)) => Err(GuestError::InvalidParams(format!(
+                "unknown parameter `{k}`; {} accepts {}",
+                self.info.name,
+                if documented.is_empty() {
+                    "none".to_string()
+                } else {
+                    documented.join(", ")
+                }
+            ))),
+        }
+    }
+
     /// The version of `daedalus:autoscaler` the component targets (one the host serves).
     pub fn wit_version(&self) -> &'static str {
         self.wit_version

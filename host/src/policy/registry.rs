@@ -111,15 +111,20 @@ impl PolicySlot {
     /// Validates an already loaded policy with one dry decision on `probe` (normally the job's
     /// last input, with its state blob), then makes it active.
     ///
-    /// The probe may fail with `insufficient-history` (a fresh policy may need more data); any
-    /// other failure (a trap, invalid params or output, a state it rejects even fresh) refuses
-    /// the swap and the old policy stays active.
+    /// The probe's params must all be documented by the new policy's `describe`. The probe may
+    /// fail with `insufficient-history` (a fresh policy may need more data); any other failure
+    /// (a trap, invalid params or output, a state it rejects even fresh) refuses the swap and
+    /// the old policy stays active.
     pub fn swap_in(
         &self,
         new: LoadedPolicy,
         probe: Option<&DecisionInput>,
     ) -> Result<SwapReport, LoadError> {
         let mut clock = crate::clock::Stopwatch::start();
+        if let Some(input) = probe {
+            new.check_param_keys(&input.params)
+                .map_err(|e| LoadError::Validation(Box::new(PolicyError::Guest(e))))?;
+        }
         let (probe_decision, state_handed_over) = match probe {
             None => (None, false),
             Some(input) => match new.decide_with_state_fallback(input, &self.limits) {
