@@ -30,6 +30,10 @@ fn collector(url: &str) -> FlinkRestCollector {
 }
 
 fn job_loop(url: &str) -> JobLoop {
+    job_loop_collecting(url, Box::new(collector(url)))
+}
+
+fn job_loop_collecting(url: &str, collector: Box<dyn Collector>) -> JobLoop {
     let limits = PolicyLimits::default();
     let loaded = engine()
         .load_file(&policy_path("ds2"), &limits, None)
@@ -54,7 +58,7 @@ fn job_loop(url: &str) -> JobLoop {
             params: Vec::new(),
             guardrails: Default::default(),
         },
-        Box::new(collector(url)),
+        collector,
         Box::new(FlinkRescaleActuator::new(
             rest,
             JobSelector::Name("wc".into()),
@@ -151,4 +155,65 @@ async fn unreachable_broker_is_a_typed_error() {
         ),
         "{err:?}"
     );
+}
+
+/// A collector that panics on every other call: a host bug the real connectors cannot be made
+/// to show on demand (a test double, for that reason).
+struct PanicsEveryOtherCall(std::sync::atomic::AtomicU32);
+
+#[async_trait::async_trait]
+impl Collector for PanicsEveryOtherCall {
+    async fn collect(&self, _now_ms: u64) -> Result<daedalus_host::engine::Collected, EngineError> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n.is_multiple_of(2) {
+            panic!("collector bug on call {n}");
+        }
+        Err(EngineError::Unreachable {
+            endpoint: "double".into(),
+            detail: "no engine".into(),
+        })
+    }
+}
+
+/// A panic inside one cycle does not end the job's loop: it is counted as a `cycle` error and
+/// the next tick runs.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_cycle_is_counted_and_the_loop_goes_on() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let calls = Arc::new(PanicsEveryOtherCall(std::sync::atomic::AtomicU32::new(0)));
+    struct Shared(Arc<PanicsEveryOtherCall>);
+    #[async_trait::async_trait]
+    impl Collector for Shared {
+        async fn collect(
+            &self,
+            now_ms: u64,
+        ) -> Result<daedalus_host::engine::Collected, EngineError> {
+            self.0.collect(now_ms).await
+        }
+    }
+    let metrics = Arc::new(daedalus_host::live::metrics::Metrics::new());
+    let job =
+        job_loop_collecting(&url, Box::new(Shared(calls.clone()))).with_metrics(metrics.clone());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(daedalus_host::live::run_job(
+        daedalus_host::live::BuiltJob {
+            job,
+            clock: daedalus_host::clock::JobClock::accelerated(0, 1.0),
+        },
+        Duration::from_secs(10),
+        None,
+        rx,
+    ));
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    tx.send(true).unwrap();
+    task.await.expect("the loop survived its panicking cycles");
+    let n = calls.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n >= 5, "only {n} cycles ran");
+    let text = metrics.encode();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("daedalus_errors_total{") && l.contains("kind=\"cycle\""))
+        .unwrap_or_else(|| panic!("no cycle error counted: {text}"));
+    let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(counted, f64::from(n.div_ceil(2)), "{line}");
 }

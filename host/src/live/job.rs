@@ -271,6 +271,23 @@ impl JobLoop {
         self.history.back()
     }
 
+    /// Records a cycle that panicked (a host bug, not a policy's: policies trap inside their
+    /// sandbox): logged with the panic's message and counted as a `cycle` error. The loop goes
+    /// on with the next tick, which decides afresh from the engine's answer.
+    pub fn cycle_panicked(&self, panic: &(dyn std::any::Any + Send)) {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        tracing::error!(job = %self.settings.name, panic = %message, "The job's cycle panicked; the job goes on at its next tick.");
+        if let Some(m) = &self.metrics {
+            m.errors
+                .get_or_create(&Metrics::kind(&self.settings.name, "cycle"))
+                .inc();
+        }
+    }
+
     fn store_err(&self, what: &str, e: impl std::fmt::Display) {
         tracing::error!(job = %self.settings.name, error = %e, "Cannot record {what}.");
         if let Some(m) = &self.metrics {

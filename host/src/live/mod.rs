@@ -509,7 +509,12 @@ pub async fn run_job(
         tokio::select! {
             _ = interval.tick() => {
                 let now = clock.now_ms();
-                job.cycle(now).await;
+                // A panic in one job's cycle must not end its loop silently (the task would
+                // only be looked at on shutdown): it is logged, counted, and the loop goes on.
+                let cycle = std::panic::AssertUnwindSafe(job.cycle(now));
+                if let Err(panic) = futures_util::FutureExt::catch_unwind(cycle).await {
+                    job.cycle_panicked(panic.as_ref());
+                }
                 cycles += 1;
                 if let Some(r) = retention
                     && cycles.is_multiple_of(prune_every)

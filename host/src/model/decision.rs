@@ -43,6 +43,24 @@ pub struct Explanation {
     pub metrics: Vec<Metric>,
 }
 
+/// The largest explanation the host accepts, bytes of the reason plus every metric's name and
+/// unit (and 8 per value): the host copies, stores and serves every explanation, so a policy
+/// must not be able to grow the host's memory or database through it. A structured
+/// explanation of a thousand candidates fits.
+pub const MAX_EXPLANATION_BYTES: usize = 256 * 1024;
+
+impl Explanation {
+    /// Its size as counted against [`MAX_EXPLANATION_BYTES`].
+    pub fn size_bytes(&self) -> usize {
+        self.reason.len()
+            + self
+                .metrics
+                .iter()
+                .map(|m| m.name.len() + m.unit.len() + 8)
+                .sum::<usize>()
+    }
+}
+
 /// One decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -131,6 +149,12 @@ impl Decision {
                     }
                 }
             }
+        }
+        let explained = self.explanation.size_bytes();
+        if explained > MAX_EXPLANATION_BYTES {
+            return Err(format!(
+                "explanation of {explained} bytes exceeds the limit of {MAX_EXPLANATION_BYTES}"
+            ));
         }
         if let Some(s) = &self.state
             && s.len() > max_state_bytes
@@ -222,6 +246,23 @@ mod tests {
     #[test]
     fn validate_accepts_in_range_and_rejects_the_rest() {
         let inp = input();
+        let mut chatty = with(Action::Hold);
+        chatty.explanation.reason = "x".repeat(MAX_EXPLANATION_BYTES);
+        assert!(
+            chatty.validate(&inp, 10).is_ok(),
+            "the limit itself is accepted"
+        );
+        chatty.explanation.metrics.push(Metric {
+            name: "m".into(),
+            value: 1.0,
+            unit: String::new(),
+        });
+        assert!(
+            chatty
+                .validate(&inp, 10)
+                .unwrap_err()
+                .contains("explanation of")
+        );
         assert!(with(Action::Job(10)).validate(&inp, 10).is_ok());
         assert!(
             with(Action::Job(0))

@@ -10,7 +10,8 @@ mod input;
 mod observation;
 
 pub use decision::{
-    Action, Decision, Explanation, GuestError, Metric, ParamSpec, PolicyInfo, ScaleTarget,
+    Action, Decision, Explanation, GuestError, MAX_EXPLANATION_BYTES, Metric, ParamSpec,
+    PolicyInfo, ScaleTarget,
 };
 pub use input::{Bounds, DecisionInput, PreviousOutcome, RescaleStatus};
 pub use observation::{Observation, OperatorSample, WorkerSample};

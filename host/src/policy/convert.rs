@@ -113,12 +113,15 @@ macro_rules! conversions {
             }
 
             /// The guest's expected error in host terms.
+            /// Messages are cut to `MAX_ERROR_MESSAGE_BYTES`: the host logs, stores and
+            /// serves them.
             pub(crate) fn guest_error(e: wit::PolicyError) -> model::GuestError {
+                let cut = crate::policy::convert::truncate_message;
                 match e {
-                    wit::PolicyError::InsufficientHistory(m) => model::GuestError::InsufficientHistory(m),
-                    wit::PolicyError::InvalidParams(m) => model::GuestError::InvalidParams(m),
-                    wit::PolicyError::InvalidState(m) => model::GuestError::InvalidState(m),
-                    wit::PolicyError::Internal(m) => model::GuestError::Internal(m),
+                    wit::PolicyError::InsufficientHistory(m) => model::GuestError::InsufficientHistory(cut(m)),
+                    wit::PolicyError::InvalidParams(m) => model::GuestError::InvalidParams(cut(m)),
+                    wit::PolicyError::InvalidState(m) => model::GuestError::InvalidState(cut(m)),
+                    wit::PolicyError::Internal(m) => model::GuestError::Internal(cut(m)),
                 }
             }
 
@@ -156,6 +159,25 @@ conversions! {
     input(i) {}
 }
 
+/// The longest guest error message kept, bytes; the rest is cut (the host logs, stores and
+/// serves every message, so a policy must not grow them without bound).
+pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// `m` cut to [`MAX_ERROR_MESSAGE_BYTES`] at a character boundary, saying how much was cut.
+pub(crate) fn truncate_message(mut m: String) -> String {
+    if m.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return m;
+    }
+    let total = m.len();
+    let mut end = MAX_ERROR_MESSAGE_BYTES;
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    m.truncate(end);
+    m.push_str(&format!("... ({} more bytes cut)", total - end));
+    m
+}
+
 /// Classifies an error from a guest call, using what the store saw (memory cap hit, log flood,
 /// stderr) to name the cause.
 pub(crate) fn call_error(err: wasmtime::Error, state: &HostState) -> PolicyError {
@@ -179,4 +201,21 @@ pub(crate) fn call_error(err: wasmtime::Error, state: &HostState) -> PolicyError
         format!("{err}; guest stderr: {stderr}")
     };
     PolicyError::Trap { kind, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate_message("short".into()), "short");
+        let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
+        let cut = truncate_message(long.clone());
+        assert!(cut.len() < MAX_ERROR_MESSAGE_BYTES + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!(
+            "... ({} more bytes cut)",
+            long.len() - MAX_ERROR_MESSAGE_BYTES
+        )));
+    }
 }
