@@ -217,3 +217,45 @@ async fn a_panicking_cycle_is_counted_and_the_loop_goes_on() {
     let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(counted, f64::from(n.div_ceil(2)), "{line}");
 }
+
+/// A running job whose vertex reports a parallelism Flink cannot have (0, or beyond its 32768)
+/// or that has no vertices is a malformed answer: the loop holds instead of acting on it (or
+/// asking for the metrics of four billion subtasks).
+#[tokio::test]
+async fn nonsense_parallelism_from_flink_is_malformed() {
+    use daedalus_tests::fake_http::Route;
+    let job = |vertices: &str| {
+        format!(r#"{{"jid":"j1","name":"wc","state":"RUNNING","vertices":[{vertices}]}}"#)
+    };
+    let vertex = |p: &str| {
+        format!(
+            r#"{{"id":"v1","name":"map","parallelism":{p},"maxParallelism":128,"status":"RUNNING"}}"#
+        )
+    };
+    for (body, want) in [
+        (job(&vertex("4000000000")), "parallelism 4000000000"),
+        (job(&vertex("0")), "parallelism 0"),
+        (job(""), "no vertices"),
+    ] {
+        let fake = serve(Reply::Routes(vec![Route::new(
+            "GET", "/jobs/j1", 200, &body,
+        )]))
+        .await;
+        let c = FlinkRestCollector::new(
+            FlinkRest::new(&fake.url, TIMEOUT).unwrap(),
+            JobSelector::Id("j1".into()),
+            Duration::from_secs(1),
+            WorkerSource::Subtasks,
+        );
+        let err = c.collect(0).await.unwrap_err();
+        assert!(
+            matches!(&err, EngineError::Malformed { detail, .. } if detail.contains(want)),
+            "{body}: {err:?}"
+        );
+        assert_eq!(
+            fake.requests().len(),
+            1,
+            "nothing asked beyond the job: {body}"
+        );
+    }
+}

@@ -172,6 +172,43 @@ async fn instances_scale_a_statefulset_and_wait_for_the_controller() {
     assert_eq!(k.progress(&Target::job(2)).await.unwrap(), Progress::Done);
 }
 
+/// Before the host has rescaled a Kafka Streams workload, its collector learns the replica
+/// count from the workload (it used to report "no instance runs" until a rescale that could
+/// never be decided). The inner collector is a double: the Prometheus side is not under test.
+#[tokio::test]
+async fn the_instances_collector_reads_the_replicas_before_any_rescale() {
+    use daedalus_host::engine::kubernetes::{KubernetesInstances, ReadsReplicas};
+    use daedalus_host::engine::{Collected, Collector};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    struct SeesExpected(Arc<AtomicU32>);
+    #[async_trait::async_trait]
+    impl Collector for SeesExpected {
+        async fn collect(&self, _now_ms: u64) -> Result<Collected, EngineError> {
+            Ok(Collected::NotReady {
+                reason: "double".into(),
+                parallelism: Some(self.0.load(Ordering::SeqCst)),
+            })
+        }
+    }
+    let fake = serve(Reply::Routes(vec![Route::new(
+        "GET",
+        STS,
+        200,
+        &fixture("scale-2.json"),
+    )]))
+    .await;
+    let k = KubernetesInstances::new(client(&fake.url, WorkloadKind::StatefulSet), 4);
+    let reads = ReadsReplicas::new(&k, Box::new(SeesExpected(k.desired())));
+    for _ in 0..3 {
+        match reads.collect(0).await.unwrap() {
+            Collected::NotReady { parallelism, .. } => assert_eq!(parallelism, Some(2)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(fake.requests().len(), 1, "read once, then known");
+}
+
 // --- Reaching a real-shaped API server: TLS, kubeconfig, in-cluster, exec plugins ---------
 //
 // The double speaks HTTPS with certificates made at test time (`Pki`) and, like a kube-apiserver

@@ -258,7 +258,10 @@ impl KubernetesPool {
 impl TaskManagerPool for KubernetesPool {
     async fn add(&self) -> Result<(), EngineError> {
         let now = self.scale.get().await?;
-        self.scale.set(now.spec.replicas + 1).await.map(|_| ())
+        self.scale
+            .set(now.spec.replicas.saturating_add(1))
+            .await
+            .map(|_| ())
     }
 
     async fn remove(&self) -> Result<(), EngineError> {
@@ -310,6 +313,45 @@ impl KubernetesInstances {
         self.desired
             .store(s.spec.replicas, std::sync::atomic::Ordering::SeqCst);
         Ok(s.spec.replicas)
+    }
+}
+
+/// The collector of instances on Kubernetes, made to know the workload's replica count before
+/// the host has rescaled it: until then the shared desired count is unknown (0) and the
+/// collector would report "no instance runs" on every tick, so the job would never be decided
+/// on. While it is 0, each collection first reads the replicas from the workload's scale.
+pub struct ReadsReplicas {
+    instances: KubernetesInstances,
+    inner: Box<dyn super::Collector>,
+}
+
+impl ReadsReplicas {
+    /// `inner`, reading the replicas of `instances`' workload while none is known.
+    pub fn new(instances: &KubernetesInstances, inner: Box<dyn super::Collector>) -> Self {
+        ReadsReplicas {
+            instances: KubernetesInstances {
+                scale: instances.scale.clone(),
+                max_instances: instances.max_instances,
+                desired: instances.desired.clone(),
+                readiness: None,
+            },
+            inner,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Collector for ReadsReplicas {
+    async fn collect(&self, now_ms: u64) -> Result<super::Collected, EngineError> {
+        if self
+            .instances
+            .desired
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            self.instances.refresh().await?;
+        }
+        self.inner.collect(now_ms).await
     }
 }
 

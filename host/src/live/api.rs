@@ -366,9 +366,15 @@ async fn arms(State(s): State<ApiState>, h: HeaderMap, Query(q): Query<ArmsQuery
         .map(|j| j.status().last_cycle_ms)
         .max()
         .unwrap_or(0);
+    let lag_threshold = q.lag_threshold.unwrap_or(10_000.0);
+    if !(lag_threshold.is_finite() && lag_threshold >= 0.0) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "lag_threshold must be a number of records >= 0".into(),
+        ));
+    }
     let since = latest.saturating_sub((hours * 3.6e6) as u64);
-    let report =
-        super::replay::arm_report(store, &s.arms, since, q.lag_threshold.unwrap_or(10_000.0))
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let report = super::replay::arm_report(store, &s.arms, since, lag_threshold)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     Ok(axum::Json(report).into_response())
 }

@@ -680,8 +680,19 @@ impl RunConfig {
                 bail!("api.token: must be at least 16 characters");
             }
         }
-        if self.tick_secs == 0 {
-            bail!("tick_secs: must be at least 1");
+        if !(1..=86_400).contains(&self.tick_secs) {
+            bail!("tick_secs: {} must be in [1, 86400]", self.tick_secs);
+        }
+        if self.history_secs > 30 * 86_400 {
+            bail!("history_secs: {} is more than 30 days", self.history_secs);
+        }
+        if let Some(st) = &self.store
+            && st.retention_hours > 10 * 365 * 24
+        {
+            bail!(
+                "store.retention_hours: {} is more than 10 years",
+                st.retention_hours
+            );
         }
         if self.jobs.is_empty() {
             bail!("jobs: at least one [[jobs]] entry is needed");
@@ -710,6 +721,12 @@ impl RunConfig {
                 if c.name.is_empty() || !shadow_names.insert(&c.name) {
                     bail!("{at}.shadow[{k}].name: must be non-empty and unique");
                 }
+            }
+            if j.rescale_timeout_secs > 30 * 86_400 {
+                bail!(
+                    "{at}.rescale_timeout_secs: {} is more than 30 days",
+                    j.rescale_timeout_secs
+                );
             }
             if j.rollback_after == 0 {
                 bail!("{at}.rollback_after: must be at least 1");
@@ -1054,5 +1071,38 @@ partitions = 4
         assert!(RunConfig::parse(&with_jar).is_ok());
         let e = format!("{:#}", RunConfig::parse("tick_secs = \"ten\"").unwrap_err());
         assert!(e.contains("tick_secs"), "{e}");
+        // Durations so large they would overflow the host's arithmetic are refused by key.
+        for (change, key) in [
+            ("tick_secs = 99999999999\n", "tick_secs"),
+            ("history_secs = 99999999999\n", "history_secs"),
+            (
+                "[store]\npath = \"d.db\"\nretention_hours = 99999999999\n",
+                "retention_hours",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                RunConfig::parse(&format!("{change}{OK}")).unwrap_err()
+            );
+            assert!(e.contains(key), "{change}: {e}");
+        }
+        for (change, key) in [
+            ("rescale_timeout_secs = 99999999999", "rescale_timeout_secs"),
+            (
+                "guardrails = { cooldown_secs = 99999999999 }",
+                "cooldown_secs",
+            ),
+            (
+                "guardrails = { scale_down_delay_secs = 99999999999 }",
+                "scale_down_delay_secs",
+            ),
+        ] {
+            let text = OK.replace(
+                "max_parallelism = 4",
+                &format!("max_parallelism = 4\n{change}"),
+            );
+            let e = format!("{:#}", RunConfig::parse(&text).unwrap_err());
+            assert!(e.contains(key), "{change}: {e}");
+        }
     }
 }

@@ -58,6 +58,9 @@ pub struct Guardrails {
     pub partition_cap: Option<u32>,
 }
 
+/// The longest `cooldown_secs` or `scale_down_delay_secs` accepted: 30 days.
+pub const MAX_WAIT_SECS: u64 = 30 * 86_400;
+
 /// A daily window, `HH:MM` UTC; `end` before `start` wraps past midnight.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +150,14 @@ impl Guardrails {
         }
         if self.max_rescales_per_day == Some(0) {
             bail!("max_rescales_per_day: must be at least 1 (use dry_run to stop rescaling)");
+        }
+        for (key, secs) in [
+            ("scale_down_delay_secs", self.scale_down_delay_secs),
+            ("cooldown_secs", self.cooldown_secs),
+        ] {
+            if secs > MAX_WAIT_SECS {
+                bail!("{key}: {secs} is more than {MAX_WAIT_SECS} s (30 days)");
+            }
         }
         for (i, w) in self.freeze.iter().enumerate() {
             minutes(&w.start).with_context(|| format!("freeze[{i}].start"))?;

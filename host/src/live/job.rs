@@ -417,7 +417,7 @@ impl JobLoop {
                 tracing::info!(job = %name, %reason, "Job not ready; holding.");
                 return Cycle::NotReady(reason);
             }
-            Ok(Collected::Ready(obs)) => obs,
+            Ok(Collected::Ready(obs)) => obs.sanitized(),
         };
         if let Some(store) = &self.store
             && let Err(e) = store.put_observation(&name, &obs)

@@ -198,7 +198,15 @@ fn kafka_streams_connectors(
             )
             .with_readiness(collector());
             let desired = k.desired();
-            (Box::new(k), desired)
+            let reads = crate::engine::kubernetes::ReadsReplicas::new(
+                &k,
+                Box::new(collector().with_expected(desired).with_input(input)),
+            );
+            return Ok(Connectors {
+                collector: Box::new(reads),
+                actuator: Box::new(k),
+                clock: JobClock::real(),
+            });
         }
         (None, None) => unreachable!("validated"),
     };

@@ -148,7 +148,7 @@ impl Actuator for FlinkRescaleActuator {
         for v in &job.vertices {
             let mut p = target.for_operator(&v.id).max(1);
             if v.max_parallelism > 0 {
-                p = p.min(v.max_parallelism as u32);
+                p = p.min(u32::try_from(v.max_parallelism).unwrap_or(u32::MAX));
             }
             at_target &= v.parallelism == p;
             wanted.insert(
@@ -179,7 +179,7 @@ impl Actuator for FlinkRescaleActuator {
         let last = *self.last_applied_ms.lock().expect("no panics while held");
         let now = unix_now_ms();
         if let Some(t) = last
-            && now < t + cooldown.as_millis() as u64
+            && now < t.saturating_add(u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX))
         {
             return Ok(ApplyOutcome::InProgress(format!(
                 "within the scheduler's {} s cooldown after rescaling",
@@ -222,7 +222,7 @@ impl Actuator for FlinkRescaleActuator {
         for v in &job.vertices {
             let mut p = target.for_operator(&v.id).max(1);
             if v.max_parallelism > 0 {
-                p = p.min(v.max_parallelism as u32);
+                p = p.min(u32::try_from(v.max_parallelism).unwrap_or(u32::MAX));
             }
             if v.status != "RUNNING" || v.parallelism != p {
                 return Ok(Progress::Pending(format!(

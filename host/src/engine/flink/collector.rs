@@ -251,6 +251,9 @@ fn rate(v: Option<f64>) -> Option<f64> {
     v.filter(|v| v.is_finite() && *v >= 0.0)
 }
 
+/// Flink's largest parallelism (its maximum max parallelism, 2^15).
+const MAX_FLINK_PARALLELISM: u32 = 32_768;
+
 fn not_ready(reason: String, parallelism: Option<u32>) -> Collected {
     Collected::NotReady {
         reason,
@@ -273,7 +276,9 @@ impl Collector for FlinkRestCollector {
             },
             None => None,
         };
-        let end_total = ends.as_ref().map(|e| e.values().sum::<i64>());
+        let end_total = ends
+            .as_ref()
+            .map(|e| e.values().fold(0i64, |a, b| a.saturating_add(*b)));
         let previous = self.last.lock().expect("no panics while held").take();
         *self.last.lock().expect("no panics while held") = Some(Sample {
             at_ms: now_ms,
@@ -288,6 +293,25 @@ impl Collector for FlinkRestCollector {
         let parallelism = job.vertices.iter().map(|v| v.parallelism).max();
         if job.state != "RUNNING" {
             return Ok(not_ready(format!("job is {}", job.state), parallelism));
+        }
+        // Flink's parallelism is at most 32768 (its largest max parallelism); anything else, or
+        // a running job without vertices, is not an answer to act on (and one REST call per
+        // subtask of a nonsense parallelism would stall the cycle).
+        if let Some(v) = job
+            .vertices
+            .iter()
+            .find(|v| !(1..=MAX_FLINK_PARALLELISM).contains(&v.parallelism))
+        {
+            return Err(EngineError::Malformed {
+                endpoint: format!("/jobs/{}", job.jid),
+                detail: format!("vertex {:?} reports parallelism {}", v.name, v.parallelism),
+            });
+        }
+        if job.vertices.is_empty() {
+            return Err(EngineError::Malformed {
+                endpoint: format!("/jobs/{}", job.jid),
+                detail: "a running job with no vertices".into(),
+            });
         }
         if let Some(v) = job.vertices.iter().find(|v| v.status != "RUNNING") {
             return Ok(not_ready(
@@ -359,10 +383,13 @@ impl Collector for FlinkRestCollector {
             Some(e) => (
                 Some(
                     e.iter()
-                        .map(|(p, end)| (end - sources.positions[p]).max(0) as f64)
+                        .map(|(p, end)| end.saturating_sub(sources.positions[p]).max(0) as f64)
                         .sum::<f64>(),
                 ),
-                Some(e.keys().map(|p| sources.positions[p]).sum::<i64>()),
+                Some(
+                    e.keys()
+                        .fold(0i64, |a, p| a.saturating_add(sources.positions[p])),
+                ),
             ),
             None => (sources.pending, None),
         };

@@ -23,7 +23,19 @@ pub struct CommandPool {
     pub dir: Option<std::path::PathBuf>,
 }
 
+/// The longest a pool command may run before it is killed and the call fails: starting a
+/// TaskManager takes seconds; a command that hangs must not wedge the job's loop.
+pub(crate) const POOL_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 async fn run(cmd: &[String], dir: Option<&std::path::Path>) -> Result<(), EngineError> {
+    run_within(cmd, dir, POOL_COMMAND_TIMEOUT).await
+}
+
+async fn run_within(
+    cmd: &[String],
+    dir: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> Result<(), EngineError> {
     let (prog, args) = cmd
         .split_first()
         .ok_or_else(|| EngineError::Other("empty TaskManager pool command".into()))?;
@@ -32,9 +44,13 @@ async fn run(cmd: &[String], dir: Option<&std::path::Path>) -> Result<(), Engine
     if let Some(d) = dir {
         command.current_dir(d);
     }
-    let out = command
-        .output()
+    command.kill_on_drop(true);
+    let out = tokio::time::timeout(timeout, command.output())
         .await
+        .map_err(|_| EngineError::Timeout {
+            endpoint: cmd.join(" "),
+            timeout_ms: timeout.as_millis() as u64,
+        })?
         .map_err(|e| EngineError::Other(format!("cannot run {prog}: {e}")))?;
     if out.status.success() {
         Ok(())
@@ -55,5 +71,28 @@ impl TaskManagerPool for CommandPool {
 
     async fn remove(&self) -> Result<(), EngineError> {
         run(&self.stop, self.dir.as_deref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_hanging_command_is_killed_at_its_timeout() {
+        let hang = ["sleep".to_string(), "30".to_string()];
+        let err = run_within(&hang, None, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+        let fails = ["false".to_string()];
+        assert!(matches!(
+            run_within(&fails, None, Duration::from_secs(5)).await,
+            Err(EngineError::Other(_))
+        ));
+        run_within(&["true".to_string()], None, Duration::from_secs(5))
+            .await
+            .unwrap();
     }
 }
