@@ -159,7 +159,7 @@ async fn unreachable_broker_is_a_typed_error() {
 
 /// A collector that panics on every other call: a host bug the real connectors cannot be made
 /// to show on demand (a test double, for that reason).
-struct PanicsEveryOtherCall(std::sync::atomic::AtomicU32);
+struct PanicsEveryOtherCall(Arc<std::sync::atomic::AtomicU32>);
 
 #[async_trait::async_trait]
 impl Collector for PanicsEveryOtherCall {
@@ -180,20 +180,10 @@ impl Collector for PanicsEveryOtherCall {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_cycle_is_counted_and_the_loop_goes_on() {
     let url = format!("http://127.0.0.1:{}", closed_port());
-    let calls = Arc::new(PanicsEveryOtherCall(std::sync::atomic::AtomicU32::new(0)));
-    struct Shared(Arc<PanicsEveryOtherCall>);
-    #[async_trait::async_trait]
-    impl Collector for Shared {
-        async fn collect(
-            &self,
-            now_ms: u64,
-        ) -> Result<daedalus_host::engine::Collected, EngineError> {
-            self.0.collect(now_ms).await
-        }
-    }
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let metrics = Arc::new(daedalus_host::live::metrics::Metrics::new());
-    let job =
-        job_loop_collecting(&url, Box::new(Shared(calls.clone()))).with_metrics(metrics.clone());
+    let job = job_loop_collecting(&url, Box::new(PanicsEveryOtherCall(calls.clone())))
+        .with_metrics(metrics.clone());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(daedalus_host::live::run_job(
         daedalus_host::live::BuiltJob {
@@ -207,7 +197,7 @@ async fn a_panicking_cycle_is_counted_and_the_loop_goes_on() {
     tokio::time::sleep(Duration::from_secs(65)).await;
     tx.send(true).unwrap();
     task.await.expect("the loop survived its panicking cycles");
-    let n = calls.0.load(std::sync::atomic::Ordering::SeqCst);
+    let n = calls.load(std::sync::atomic::Ordering::SeqCst);
     assert!(n >= 5, "only {n} cycles ran");
     let text = metrics.encode();
     let line = text
