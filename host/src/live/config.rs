@@ -2,8 +2,8 @@
 //! rejected; every error names the key).
 //!
 //! ```toml
-//! tick_secs = 10          # one MAPE-K cycle per job every this many seconds (default 10)
-//! history_secs = 600      # observation window handed to policies (default 600)
+//! tick_secs = 10          # one MAPE-K cycle per job every this many seconds (default 10; 1-86400)
+//! history_secs = 600      # observation window handed to policies (default 600; at most 30 days)
 //! dry_run = false         # recommend only, for every job (default false)
 //!
 //! [[jobs]]
@@ -13,7 +13,7 @@
 //! params = { scaling_factor = "0.1" }     # policy parameters (strings; checked at start)
 //! min_parallelism = 1                     # default 1
 //! max_parallelism = 4                     # required
-//! rescale_timeout_secs = 180              # give up waiting for a rescale (default 180)
+//! rescale_timeout_secs = 180              # give up waiting for a rescale (default 180; <= 30 days)
 //! latency_objective_secs = 30             # optional: the longest a record should wait in the
 //!                                         # input; handed to policies (WIT 0.2.0)
 //! limits = { fuel = 2000000000, deadline_ms = 2000, memory_mib = 128 }  # per call (defaults;
@@ -428,7 +428,7 @@ fn default_stop_timeout() -> u64 {
 pub struct StoreConfig {
     /// SQLite file (relative to the config file).
     pub path: PathBuf,
-    /// Observations and decisions older than this many hours are deleted (default 168).
+    /// Observations and decisions older than this many hours are deleted (default 168; at most 10 years).
     #[serde(default = "default_retention")]
     pub retention_hours: u64,
 }

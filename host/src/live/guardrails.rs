@@ -14,7 +14,7 @@
 //! align_to_divisors_of = 12    # round to a divisor of 12 (partitions, key groups) (default: off)
 //! scale_down_delay_secs = 300  # a scale-down waits this long; the highest target proposed
 //!                              # meanwhile is applied (default 0)
-//! cooldown_secs = 120          # no rescale this long after the last one (default 0)
+//! cooldown_secs = 120          # no rescale this long after the last one (default 0; waits <= 30 days)
 //! max_rescales_per_day = 24    # rolling 24 h budget (default: unlimited)
 //! freeze = [{ start = "22:00", end = "02:00" }]  # UTC, daily; no rescale inside (default none)
 //! ```
