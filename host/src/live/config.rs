@@ -428,7 +428,8 @@ fn default_stop_timeout() -> u64 {
 pub struct StoreConfig {
     /// SQLite file (relative to the config file).
     pub path: PathBuf,
-    /// Observations and decisions older than this many hours are deleted (default 168; at most 10 years).
+    /// Observations and decisions older than this many hours are deleted (default 168; at
+    /// most 10 years).
     #[serde(default = "default_retention")]
     pub retention_hours: u64,
 }
