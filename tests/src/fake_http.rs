@@ -2,9 +2,11 @@
 //! can be installed on these machines), and Flink REST faults a real cluster cannot be made to
 //! show on demand (500, malformed JSON, an endpoint that never answers). Everything else is
 //! tested against the real services. It records every request so tests can check what was
-//! sent. [`serve_tls`] speaks HTTPS with a certificate from [`Pki`] and can demand a client
+//! sent. [`Reply::Proxy`] forwards to a real service and injects a fault only into the
+//! requests named (a resubmit that fails once after a real savepoint). [`serve_tls`] speaks HTTPS with a certificate from [`Pki`] and can demand a client
 //! certificate, as a Kubernetes API server does.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -21,6 +23,62 @@ pub enum Reply {
     Routes(Vec<Route>),
     /// The n-th request gets the n-th answer; the last one repeats.
     Sequence(Vec<(u16, String)>),
+    /// Forward every request to a real service, except those a fault claims.
+    Proxy(Proxy),
+}
+
+/// Forwarding to a real service at `upstream` (`http://host:port`), with faults.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// The real service.
+    pub upstream: String,
+    /// Checked in order; the first that matches and has answers left answers instead.
+    pub faults: Vec<Fault>,
+}
+
+/// A canned answer for the next `times` requests with this method whose path (without the
+/// query) ends with `path_suffix`; sent instead of forwarding, or, with
+/// [`Fault::after_forwarding`], in place of the real answer (the request lands, its answer is
+/// lost).
+#[derive(Debug, Clone)]
+pub struct Fault {
+    method: String,
+    path_suffix: String,
+    status: u16,
+    body: String,
+    left: Arc<AtomicUsize>,
+    forward_first: bool,
+}
+
+impl Fault {
+    /// A fault answering `status` and `body` to the next `times` matching requests.
+    pub fn new(method: &str, path_suffix: &str, status: u16, body: &str, times: usize) -> Self {
+        Fault {
+            method: method.into(),
+            path_suffix: path_suffix.into(),
+            status,
+            body: body.into(),
+            left: Arc::new(AtomicUsize::new(times)),
+            forward_first: false,
+        }
+    }
+
+    /// Forwards the request first and drops the real answer.
+    pub fn after_forwarding(mut self) -> Self {
+        self.forward_first = true;
+        self
+    }
+
+    /// Whether this fault claims `req` (using up one of its answers).
+    fn claims(&self, req: &Recorded) -> bool {
+        let path = req.path.split('?').next().unwrap_or("");
+        req.method == self.method
+            && path.ends_with(&self.path_suffix)
+            && self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+    }
 }
 
 /// One canned answer.
@@ -97,7 +155,15 @@ impl FakeHttp {
     }
 }
 
-async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Recorded> {
+/// A request as read: what is recorded, plus what forwarding needs unaltered.
+struct Request {
+    recorded: Recorded,
+    /// The `Content-Type` value as sent (a multipart boundary is case-sensitive).
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Request> {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let head_end = loop {
@@ -113,6 +179,11 @@ async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Recorded> {
     let mut lines = head.lines();
     let mut first = lines.next()?.split_whitespace();
     let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+    let content_type = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-type")
+            .then(|| value.trim().to_string())
+    });
     let headers: Vec<String> = lines
         .filter(|l| !l.is_empty())
         .map(str::to_ascii_lowercase)
@@ -128,13 +199,47 @@ async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Recorded> {
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
-    let body = String::from_utf8_lossy(&got[head_end..]).into_owned();
-    Some(Recorded {
-        method,
-        path,
-        headers,
-        body,
+    let raw = got.split_off(head_end);
+    Some(Request {
+        recorded: Recorded {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&raw).into_owned(),
+        },
+        content_type,
+        body: raw,
     })
+}
+
+/// Sends `req` to `upstream`; its status and body, or 502 when it cannot be reached.
+async fn forward(upstream: &str, req: Request) -> (u16, Vec<u8>) {
+    let settings = daedalus_host::engine::tls::TlsSettings::default();
+    let client = match daedalus_host::engine::tls::http_client(
+        &settings,
+        std::time::Duration::from_secs(60),
+    ) {
+        Ok(c) => c,
+        Err(e) => return (502, format!("{{\"errors\":[\"proxy: {e}\"]}}").into_bytes()),
+    };
+    let method =
+        reqwest::Method::from_bytes(req.recorded.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut call = client
+        .request(method, format!("{upstream}{}", req.recorded.path))
+        .body(req.body);
+    if let Some(ct) = req.content_type {
+        call = call.header(reqwest::header::CONTENT_TYPE, ct);
+    }
+    match call.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            )
+        }
+        Err(e) => (502, format!("{{\"errors\":[\"proxy: {e}\"]}}").into_bytes()),
+    }
 }
 
 async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
@@ -142,9 +247,10 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     reply: Reply,
     log: Arc<Mutex<Vec<Recorded>>>,
 ) {
-    let Some(req) = read_request(&mut sock).await else {
+    let Some(request) = read_request(&mut sock).await else {
         return;
     };
+    let req = request.recorded.clone();
     let n = {
         let mut log = log.lock().expect("not poisoned");
         log.push(req.clone());
@@ -155,28 +261,41 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
             .get(n - 1)
             .or(answers.last())
             .cloned()
-            .unwrap_or((500, String::new())),
+            .map_or((500, Vec::new()), |(s, b)| (s, b.into_bytes())),
         Reply::Hang => {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             return;
         }
-        Reply::Respond(status, body) => (status, body),
+        Reply::Respond(status, body) => (status, body.into_bytes()),
         Reply::Routes(routes) => {
             let path = req.path.split('?').next().unwrap_or("");
             routes
                 .iter()
                 .find(|r| r.method == req.method && r.path == path)
-                .map_or((404, r#"{"message":"not found"}"#.to_string()), |r| {
-                    (r.status, r.body.clone())
+                .map_or((404, br#"{"message":"not found"}"#.to_vec()), |r| {
+                    (r.status, r.body.clone().into_bytes())
                 })
         }
+        Reply::Proxy(proxy) => match proxy.faults.iter().find(|f| f.claims(&req)) {
+            Some(f) => {
+                if f.forward_first {
+                    forward(&proxy.upstream, request).await;
+                }
+                (f.status, f.body.clone().into_bytes())
+            }
+            None => forward(&proxy.upstream, request).await,
+        },
     };
+    write_answer(&mut sock, status, &body).await;
+}
+
+async fn write_answer<S: AsyncWrite + Unpin>(sock: &mut S, status: u16, body: &[u8]) {
     let head = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let _ = sock.write_all(head.as_bytes()).await;
-    let _ = sock.write_all(body.as_bytes()).await;
+    let _ = sock.write_all(body).await;
     let _ = sock.shutdown().await;
 }
 

@@ -24,6 +24,7 @@ use daedalus_host::sim::compare::{PolicySpec, simulate_all};
 use daedalus_host::sim::profile::{Engine, JobProfile};
 use daedalus_host::sim::run::RunConfig as SimConfig;
 use daedalus_host::sim::trace::Trace;
+use daedalus_tests::fake_http::{Fault, Proxy, Reply, serve};
 use daedalus_tests::services::{self, FLINK, KAFKA, WordCountJob};
 use daedalus_tests::{engine, policy_path, workspace_root};
 use std::sync::Arc;
@@ -405,6 +406,91 @@ async fn savepoint_rescale_resubmits_the_job_without_losing_records() {
     wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
     let id = new_id.clone();
     tokio::task::spawn_blocking(move || services::sh("flink-job.sh", &["cancel", &id]))
+        .await
+        .unwrap();
+}
+
+/// A resubmit refused after a real savepoint: the actuator keeps the savepoint, reports the
+/// rescale as begun (the job is stopped), and `progress` resubmits from the same savepoint.
+/// That retry lands but its answer is lost: the next poll finds the new job and does not
+/// submit a second copy. The job runs again at the target, once, and no record is lost.
+/// Flink itself runs the job, takes the savepoint and restores it; a proxy in front of it
+/// refuses the first `POST /jars/{id}/run` and drops the answer to the second, since a real
+/// Flink cannot be made to do either on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive().await;
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-stranded", 1, 1000))
+        .await
+        .unwrap();
+    let load = start_load(&job, vec![300; 60]);
+    let _ = ready(&collector(&job), Duration::from_secs(90)).await;
+    let proxy = serve(Reply::Proxy(Proxy {
+        upstream: FLINK.into(),
+        faults: vec![
+            Fault::new(
+                "POST",
+                "/run",
+                500,
+                r#"{"errors":["injected: the run is refused"]}"#,
+                1,
+            ),
+            Fault::new("POST", "/run", 504, r#"{"errors":["injected: lost"]}"#, 1)
+                .after_forwarding(),
+        ],
+    }))
+    .await;
+    let a = SavepointRescaleActuator::new(
+        FlinkRest::new(&proxy.url, TIMEOUT).unwrap(),
+        JobSelector::Name(job.name.clone()),
+        Resubmit {
+            jar: WordCountJob::jar(),
+            args: WordCountJob::program_args(&job.name, 1000),
+            entry_class: None,
+            savepoint_timeout: Duration::from_secs(60),
+        },
+    );
+    let two = Target::job(2);
+    let detail = match a.apply(&two).await.unwrap() {
+        ApplyOutcome::Applied(d) => d,
+        other => panic!("{other:?}"),
+    };
+    assert!(detail.contains("will retry"), "{detail}");
+    assert!(detail.contains("injected"), "{detail}");
+    let jobs = rest().jobs().await.unwrap();
+    assert!(
+        !jobs
+            .iter()
+            .any(|j| j.name == job.name && j.state == "RUNNING"),
+        "the job is stopped until the retry: {jobs:?}"
+    );
+    wait_done(&a, &two, Duration::from_secs(90)).await;
+    let jobs = rest().jobs().await.unwrap();
+    let running: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.name == job.name && j.state == "RUNNING")
+        .collect();
+    assert_eq!(running.len(), 1, "{jobs:?}");
+    let new_id = running[0].jid.clone();
+    let runs: Vec<serde_json::Value> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/run"))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        runs.len(),
+        2,
+        "one refused run, one retry whose answer was lost, no third: {runs:?}"
+    );
+    assert_eq!(runs[0]["savepointPath"], runs[1]["savepointPath"]);
+    assert!(runs[1]["savepointPath"].is_string(), "{runs:?}");
+    assert_eq!(runs[1]["parallelism"], 2);
+    assert_eq!(a.apply(&two).await.unwrap(), ApplyOutcome::AlreadyAtTarget);
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+    tokio::task::spawn_blocking(move || services::sh("flink-job.sh", &["cancel", &new_id]))
         .await
         .unwrap();
 }

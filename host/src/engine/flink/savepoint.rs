@@ -6,6 +6,13 @@
 //! (`POST /jars/{jar}/run` with `savepointPath`), uploading the jar first when the cluster does
 //! not have it. The resubmitted job has a new id, so follow it by name. This path rescales the
 //! whole job (one parallelism for every vertex); per-vertex targets use their maximum.
+//!
+//! A resubmit that fails after the savepoint completed leaves the job stopped. The actuator
+//! keeps the savepoint's path and reports the rescale as applied, so the loop polls
+//! `progress`, which resubmits from that savepoint on every poll until a run is accepted (or
+//! the loop's rescale timeout passes; the error log names the savepoint for a manual
+//! resubmit). Before each retry it checks that no newer job of that name exists, so a run
+//! whose answer was lost is not submitted twice.
 
 use super::rest::FlinkRest;
 use super::{JobSelector, resolve};
@@ -13,6 +20,7 @@ use crate::clock::Stopwatch;
 use crate::engine::{Actuator, ApplyOutcome, EngineError, Progress, Target};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How to resubmit the job.
@@ -34,6 +42,19 @@ pub struct SavepointRescaleActuator {
     rest: FlinkRest,
     job: JobSelector,
     resubmit: Resubmit,
+    /// A job stopped with a savepoint whose resubmit has not been accepted yet.
+    stranded: Mutex<Option<Stranded>>,
+}
+
+/// A job this actuator stopped and could not start again yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stranded {
+    /// The stopped job's id.
+    from_jid: String,
+    /// Where its savepoint is.
+    location: String,
+    /// The parallelism to resubmit at.
+    parallelism: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +106,74 @@ impl SavepointRescaleActuator {
             rest,
             job,
             resubmit,
+            stranded: Mutex::new(None),
+        }
+    }
+
+    fn stranded(&self) -> Option<Stranded> {
+        self.stranded.lock().expect("not poisoned").clone()
+    }
+
+    fn set_stranded(&self, s: Option<Stranded>) {
+        *self.stranded.lock().expect("not poisoned") = s;
+    }
+
+    /// Runs the job's jar from the savepoint at `location` with parallelism `p`; the new
+    /// job's id.
+    async fn run_from(&self, location: &str, p: u32) -> Result<String, EngineError> {
+        let jar = self.jar_id().await?;
+        let mut body = serde_json::json!({
+            "parallelism": p,
+            "programArgsList": self.resubmit.args,
+            "savepointPath": location,
+            "allowNonRestoredState": false,
+        });
+        if let Some(c) = &self.resubmit.entry_class {
+            body["entryClass"] = serde_json::json!(c);
+        }
+        let run: Run = self.rest.post(&format!("/jars/{jar}/run"), &body).await?;
+        Ok(run.jobid)
+    }
+
+    /// With a stranded job: resubmits it unless a newer job of that name exists. `None` when
+    /// nothing is stranded (any more), else why the rescale is still pending.
+    async fn recover(&self) -> Result<Option<String>, EngineError> {
+        let Some(s) = self.stranded() else {
+            return Ok(None);
+        };
+        match resolve(&self.rest, &self.job).await {
+            Ok(job) if job.jid != s.from_jid => {
+                // A run was accepted after all (its answer lost), or someone else resubmitted.
+                self.set_stranded(None);
+                return Ok(None);
+            }
+            Ok(job) if !matches!(job.state.as_str(), "FINISHED" | "CANCELED" | "FAILED") => {
+                return Ok(Some(format!(
+                    "job {} is {} after its savepoint",
+                    job.jid, job.state
+                )));
+            }
+            Ok(_) | Err(EngineError::JobNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match self.run_from(&s.location, s.parallelism).await {
+            Ok(jid) => {
+                tracing::info!(from = %s.from_jid, job = %jid, savepoint = %s.location,
+                    "Resubmitted the stopped job from its savepoint.");
+                self.set_stranded(None);
+                Ok(Some(format!(
+                    "resubmitted from {} at {} as job {jid}",
+                    s.location, s.parallelism
+                )))
+            }
+            Err(e) => {
+                tracing::error!(from = %s.from_jid, savepoint = %s.location, error = %e,
+                    "The job is stopped and its resubmit failed again; will retry.");
+                Ok(Some(format!(
+                    "job {} stopped with savepoint {}; resubmit failed: {e}",
+                    s.from_jid, s.location
+                )))
+            }
         }
     }
 
@@ -162,6 +251,9 @@ fn whole_job(job: &super::rest::JobDetails, target: &Target) -> u32 {
 #[async_trait::async_trait]
 impl Actuator for SavepointRescaleActuator {
     async fn apply(&self, target: &Target) -> Result<ApplyOutcome, EngineError> {
+        if let Some(why) = self.recover().await? {
+            return Ok(ApplyOutcome::InProgress(why));
+        }
         let job = resolve(&self.rest, &self.job).await?;
         if job.state != "RUNNING" {
             return Ok(ApplyOutcome::InProgress(format!("job is {}", job.state)));
@@ -170,25 +262,35 @@ impl Actuator for SavepointRescaleActuator {
         if job.vertices.iter().all(|v| v.parallelism == p) {
             return Ok(ApplyOutcome::AlreadyAtTarget);
         }
-        let jar = self.jar_id().await?;
+        // Fail before stopping the job when the jar cannot be found or uploaded.
+        self.jar_id().await?;
         let location = self.savepoint(&job.jid).await?;
-        let mut body = serde_json::json!({
-            "parallelism": p,
-            "programArgsList": self.resubmit.args,
-            "savepointPath": location,
-            "allowNonRestoredState": false,
-        });
-        if let Some(c) = &self.resubmit.entry_class {
-            body["entryClass"] = serde_json::json!(c);
+        match self.run_from(&location, p).await {
+            Ok(jid) => Ok(ApplyOutcome::Applied(format!(
+                "stopped {} with savepoint {location}; resubmitted at {p} as job {jid}",
+                job.jid
+            ))),
+            Err(e) => {
+                // The job is stopped: the rescale has begun, and `progress` finishes it.
+                tracing::error!(job = %job.jid, savepoint = %location, error = %e,
+                    "Stopped the job with a savepoint but could not resubmit it; will retry.");
+                self.set_stranded(Some(Stranded {
+                    from_jid: job.jid.clone(),
+                    location: location.clone(),
+                    parallelism: p,
+                }));
+                Ok(ApplyOutcome::Applied(format!(
+                    "stopped {} with savepoint {location}; resubmit at {p} failed ({e}), will retry",
+                    job.jid
+                )))
+            }
         }
-        let run: Run = self.rest.post(&format!("/jars/{jar}/run"), &body).await?;
-        Ok(ApplyOutcome::Applied(format!(
-            "stopped {} with savepoint {location}; resubmitted at {p} as job {}",
-            job.jid, run.jobid
-        )))
     }
 
     async fn progress(&self, target: &Target) -> Result<Progress, EngineError> {
+        if let Some(why) = self.recover().await? {
+            return Ok(Progress::Pending(why));
+        }
         let job = match resolve(&self.rest, &self.job).await {
             Ok(j) => j,
             Err(EngineError::JobNotFound(why)) => return Ok(Progress::Pending(why)),
