@@ -116,13 +116,24 @@ pub fn check_params(
     latency_objective_ms: Option<u64>,
 ) -> Result<(), GuestError> {
     policy.check_param_keys(params)?;
-    let mut probe = synthetic_input(100_000, 120, 1, 1_000.0, 0.5, (1, 2));
-    probe.params = params.to_vec();
-    probe.latency_objective_ms = latency_objective_ms;
+    let probe = params_probe(params, latency_objective_ms);
     match policy.decide_blocking(&probe, limits) {
         Err(PolicyError::Guest(e @ GuestError::InvalidParams(_))) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The input [`check_params`] probes with: one worker at a steady 1000 records/s and 50% CPU,
+/// two minutes of history, bounds 1-2, with `params` and `latency_objective_ms`. Also the hot
+/// swap's probe when the job has not been observed yet.
+pub fn params_probe(
+    params: &[(String, String)],
+    latency_objective_ms: Option<u64>,
+) -> DecisionInput {
+    let mut probe = synthetic_input(100_000, 120, 1, 1_000.0, 0.5, (1, 2));
+    probe.params = params.to_vec();
+    probe.latency_objective_ms = latency_objective_ms;
+    probe
 }
 
 fn check(name: &'static str, passed: bool, detail: impl Into<String>) -> Check {

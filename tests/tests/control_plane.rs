@@ -718,6 +718,58 @@ async fn a_job_with_params_its_policy_refuses_does_not_start() {
         .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
+/// A swap asked for before the job's first observation is checked as one after it: an
+/// undocumented key or a value the new policy refuses keeps the old policy active (before,
+/// with no last input to probe, such a swap went through unchecked); good params swap.
+#[tokio::test]
+async fn a_swap_before_the_first_observation_is_still_checked() {
+    use daedalus_host::live::shared::Request;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "",
+        &[sim_job(
+            "j",
+            &policy_path("ds2"),
+            "watch_policy = false",
+            "",
+        )],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let mut built = build_job(&cfg, &cfg.jobs[0], &parts, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let shared = built.job.shared();
+    let mut swap = async |params: &[(&str, &str)]| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        shared.request(Request::Swap {
+            path: policy_path("hpa"),
+            sha256: None,
+            params: Some(
+                params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            source: "api".into(),
+            reply: Some(tx),
+        });
+        // The first cycle handles the request before it collects anything.
+        built.job.cycle(1_000).await;
+        rx.await.unwrap()
+    };
+    let err = swap(&[("target_utilization", "0.7")]).await.unwrap_err();
+    assert!(
+        err.contains("unknown parameter `target_utilization`"),
+        "{err}"
+    );
+    assert!(err.contains("the active policy is unchanged"), "{err}");
+    let err = swap(&[("target_cpu_utilization", "-1")]).await.unwrap_err();
+    assert!(err.contains("target_cpu_utilization"), "{err}");
+    let ok = swap(&[("target_cpu_utilization", "0.5")]).await.unwrap();
+    assert!(ok.starts_with("swapped"), "{ok}");
+}
+
 /// A simulated job runs live (static at 4) over a stepped load; replaying its recorded history
 /// for DS2 gives exactly the scorecard the simulator gives DS2 on the original trace: the
 /// recorded load is the load, and the replay is the simulator.

@@ -891,12 +891,19 @@ impl JobLoop {
         let slot = c.slot.clone();
         let old = slot.active();
         let before = old.clone();
-        let mut probe = self.last_input.clone();
-        if let Some(p) = &mut probe {
-            p.state = self.state.clone();
-            if let Some(params) = &params {
-                p.params = params.clone();
-            }
+        // The last input; before the job's first observation, the synthetic input the
+        // start-up check uses, so the new policy and its params are checked either way.
+        let mut probe = self.last_input.clone().unwrap_or_else(|| {
+            crate::conformance::params_probe(
+                &self.settings.params,
+                self.settings
+                    .latency_objective
+                    .map(|d| d.as_millis() as u64),
+            )
+        });
+        probe.state = self.state.clone();
+        if let Some(params) = &params {
+            probe.params = params.clone();
         }
         let p2 = path.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -906,7 +913,7 @@ impl JobLoop {
             {
                 return Ok(None);
             }
-            slot.reload_file(&p2, sha256.as_deref(), probe.as_ref())
+            slot.reload_file(&p2, sha256.as_deref(), Some(&probe))
                 .map(Some)
         })
         .await

@@ -108,8 +108,9 @@ impl PolicySlot {
         result
     }
 
-    /// Validates an already loaded policy with one dry decision on `probe` (normally the job's
-    /// last input, with its state blob), then makes it active.
+    /// Validates an already loaded policy with one dry decision on `probe` (the job's last
+    /// input with its state blob, or the synthetic [`crate::conformance::params_probe`] before
+    /// the first observation), then makes it active. Without a probe nothing is checked.
     ///
     /// The probe's params must all be documented by the new policy's `describe`. The probe may
     /// fail with `insufficient-history` (a fresh policy may need more data); any other failure
