@@ -262,7 +262,7 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let token = "a-test-token-that-is-long";
     let state = api::ApiState {
-        arms: BTreeMap::new(),
+        arms: BTreeMap::from([("live".to_string(), "a".to_string())]),
         jobs: Arc::new(BTreeMap::from([("live".to_string(), shared.clone())])),
         store: parts.store.clone(),
         metrics: parts.metrics.clone(),
@@ -296,6 +296,28 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
     assert_eq!(body[0]["shadows"][0]["name"], "hpa");
     assert_eq!(api.get("/jobs/nope").await.0, 404);
     assert_eq!(api.get("/no/such/endpoint").await.0, 404);
+
+    // The split test scores the one arm from the store; a bad query is a 400 that names it.
+    let (s, body) = api.get("/arms?since_hours=1&lag_threshold=500").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body[0]["arm"], "a", "{body}");
+    assert_eq!(body[0]["jobs"][0], "live", "{body}");
+    assert!(body[0]["observed_s"].as_f64().unwrap() >= 0.0, "{body}");
+    for (query, names) in [
+        ("since_hours=0", "since_hours"),
+        ("since_hours=-2", "since_hours"),
+        ("lag_threshold=NaN", "lag_threshold"),
+        ("lag_threshold=-1", "lag_threshold"),
+        ("lag_threshold=lots", "lag_threshold"),
+        ("since=3", "since"),
+    ] {
+        let (s, body) = api.get(&format!("/arms?{query}")).await;
+        assert_eq!(s, 400, "{query}: {body}");
+        assert!(body.to_string().contains(names), "{query}: {body}");
+    }
+    let (s, body) = api.get("/jobs/live/decisions?limit=-1").await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
     let (s, _) = api.post("/jobs/live/pause", None, None).await;
     assert_eq!(s, 401);
     let (s, _) = api.post("/jobs/live/pause", Some("wrong"), None).await;

@@ -22,6 +22,7 @@ use super::metrics::Metrics;
 use super::shared::{JobShared, Request};
 use crate::store::Store;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -62,6 +63,13 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// The parsed query string, or a JSON 400 naming what is wrong with it (axum's own rejection
+/// is plain text).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+}
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -199,9 +207,10 @@ async fn decisions(
     State(s): State<ApiState>,
     h: HeaderMap,
     Path(name): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult {
     s.check(&h, false)?;
+    let q = query(q)?;
     let job = s.job(&name)?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let list = match &s.store {
@@ -343,8 +352,13 @@ struct ArmsQuery {
     lag_threshold: Option<f64>,
 }
 
-async fn arms(State(s): State<ApiState>, h: HeaderMap, Query(q): Query<ArmsQuery>) -> ApiResult {
+async fn arms(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    q: Result<Query<ArmsQuery>, QueryRejection>,
+) -> ApiResult {
     s.check(&h, false)?;
+    let q = query(q)?;
     let store = s.store()?;
     if s.arms.is_empty() {
         return Err(ApiError(
