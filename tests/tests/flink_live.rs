@@ -410,15 +410,17 @@ async fn savepoint_rescale_resubmits_the_job_without_losing_records() {
         .unwrap();
 }
 
-/// A resubmit refused after a real savepoint: the actuator keeps the savepoint, reports the
-/// rescale as begun (the job is stopped), and `progress` resubmits from the same savepoint.
-/// That retry lands but its answer is lost: the next poll finds the new job and does not
-/// submit a second copy. The job runs again at the target, once, and no record is lost.
-/// Flink itself runs the job, takes the savepoint and restores it; a proxy in front of it
-/// refuses the first `POST /jars/{id}/run` and drops the answer to the second, since a real
-/// Flink cannot be made to do either on demand.
+/// A resubmit refused after a real savepoint: the actuator keeps the savepoint and reports
+/// the rescale as begun (the job is stopped). The host then "restarts": a new actuator, which
+/// never saw the savepoint's path, finds it in Flink's checkpoint statistics on its first
+/// progress poll and resubmits from it. That retry lands but its answer is lost: the next poll
+/// finds the new job and does not submit a second copy. The job runs again at the target,
+/// once, from the one savepoint, and no record is lost. Flink itself runs the job, takes the
+/// savepoint and restores it; a proxy in front of it refuses the first `POST /jars/{id}/run`
+/// and drops the answer to the second, since a real Flink cannot be made to do either on
+/// demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once() {
+async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once_even_after_a_restart() {
     services::up(&["kafka", "flink"]);
     let _guard = services::exclusive().await;
     let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-stranded", 1, 1000))
@@ -441,18 +443,20 @@ async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once() {
         ],
     }))
     .await;
-    let a = SavepointRescaleActuator::new(
-        FlinkRest::new(&proxy.url, TIMEOUT).unwrap(),
-        JobSelector::Name(job.name.clone()),
-        Resubmit {
-            jar: WordCountJob::jar(),
-            args: WordCountJob::program_args(&job.name, 1000),
-            entry_class: None,
-            savepoint_timeout: Duration::from_secs(60),
-        },
-    );
+    let actuator = || {
+        SavepointRescaleActuator::new(
+            FlinkRest::new(&proxy.url, TIMEOUT).unwrap(),
+            JobSelector::Name(job.name.clone()),
+            Resubmit {
+                jar: WordCountJob::jar(),
+                args: WordCountJob::program_args(&job.name, 1000),
+                entry_class: None,
+                savepoint_timeout: Duration::from_secs(60),
+            },
+        )
+    };
     let two = Target::job(2);
-    let detail = match a.apply(&two).await.unwrap() {
+    let detail = match actuator().apply(&two).await.unwrap() {
         ApplyOutcome::Applied(d) => d,
         other => panic!("{other:?}"),
     };
@@ -465,6 +469,7 @@ async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once() {
             .any(|j| j.name == job.name && j.state == "RUNNING"),
         "the job is stopped until the retry: {jobs:?}"
     );
+    let a = actuator();
     wait_done(&a, &two, Duration::from_secs(90)).await;
     let jobs = rest().jobs().await.unwrap();
     let running: Vec<_> = jobs

@@ -12,7 +12,10 @@
 //! `progress`, which resubmits from that savepoint on every poll until a run is accepted (or
 //! the loop's rescale timeout passes; the error log names the savepoint for a manual
 //! resubmit). Before each retry it checks that no newer job of that name exists, so a run
-//! whose answer was lost is not submitted twice.
+//! whose answer was lost is not submitted twice. A host restarted between the savepoint and
+//! the resubmit has lost that path: while the rescale is pending, `progress` finds the stopped
+//! job's stop-with-savepoint (`SYNC_SAVEPOINT`) in Flink's checkpoint statistics and resumes
+//! from it.
 
 use super::rest::FlinkRest;
 use super::{JobSelector, resolve};
@@ -44,6 +47,9 @@ pub struct SavepointRescaleActuator {
     resubmit: Resubmit,
     /// A job stopped with a savepoint whose resubmit has not been accepted yet.
     stranded: Mutex<Option<Stranded>>,
+    /// The last job this actuator stopped and resubmitted (its successor may not be listed
+    /// yet right after the run, and must not be mistaken for a stranded job).
+    resubmitted_from: Mutex<Option<String>>,
 }
 
 /// A job this actuator stopped and could not start again yet.
@@ -90,6 +96,30 @@ struct JarFile {
 }
 
 #[derive(Debug, Deserialize)]
+struct CheckpointStats {
+    #[serde(default)]
+    latest: Option<LatestCheckpoints>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LatestCheckpoints {
+    #[serde(default)]
+    savepoint: Option<CheckpointEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckpointEntry {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    checkpoint_type: String,
+    #[serde(default)]
+    external_path: Option<String>,
+    #[serde(default)]
+    discarded: bool,
+}
+
+#[derive(Debug, Deserialize)]
 struct Uploaded {
     filename: String,
 }
@@ -107,7 +137,20 @@ impl SavepointRescaleActuator {
             job,
             resubmit,
             stranded: Mutex::new(None),
+            resubmitted_from: Mutex::new(None),
         }
+    }
+
+    fn resubmitted(&self, from_jid: &str) {
+        *self.resubmitted_from.lock().expect("not poisoned") = Some(from_jid.to_string());
+    }
+
+    fn was_resubmitted(&self, jid: &str) -> bool {
+        self.resubmitted_from
+            .lock()
+            .expect("not poisoned")
+            .as_deref()
+            == Some(jid)
     }
 
     fn stranded(&self) -> Option<Stranded> {
@@ -133,6 +176,18 @@ impl SavepointRescaleActuator {
         }
         let run: Run = self.rest.post(&format!("/jars/{jar}/run"), &body).await?;
         Ok(run.jobid)
+    }
+
+    /// Where the savepoint that stopped job `jid` is, if it was stopped with one that is kept.
+    async fn stop_savepoint(&self, jid: &str) -> Result<Option<String>, EngineError> {
+        let stats: CheckpointStats = self.rest.get(&format!("/jobs/{jid}/checkpoints")).await?;
+        Ok(stats
+            .latest
+            .and_then(|l| l.savepoint)
+            .filter(|s| {
+                s.status == "COMPLETED" && s.checkpoint_type == "SYNC_SAVEPOINT" && !s.discarded
+            })
+            .and_then(|s| s.external_path))
     }
 
     /// With a stranded job: resubmits it unless a newer job of that name exists. `None` when
@@ -161,6 +216,7 @@ impl SavepointRescaleActuator {
                 tracing::info!(from = %s.from_jid, job = %jid, savepoint = %s.location,
                     "Resubmitted the stopped job from its savepoint.");
                 self.set_stranded(None);
+                self.resubmitted(&s.from_jid);
                 Ok(Some(format!(
                     "resubmitted from {} at {} as job {jid}",
                     s.location, s.parallelism
@@ -266,10 +322,13 @@ impl Actuator for SavepointRescaleActuator {
         self.jar_id().await?;
         let location = self.savepoint(&job.jid).await?;
         match self.run_from(&location, p).await {
-            Ok(jid) => Ok(ApplyOutcome::Applied(format!(
-                "stopped {} with savepoint {location}; resubmitted at {p} as job {jid}",
-                job.jid
-            ))),
+            Ok(jid) => {
+                self.resubmitted(&job.jid);
+                Ok(ApplyOutcome::Applied(format!(
+                    "stopped {} with savepoint {location}; resubmitted at {p} as job {jid}",
+                    job.jid
+                )))
+            }
             Err(e) => {
                 // The job is stopped: the rescale has begun, and `progress` finishes it.
                 tracing::error!(job = %job.jid, savepoint = %location, error = %e,
@@ -291,11 +350,29 @@ impl Actuator for SavepointRescaleActuator {
         if let Some(why) = self.recover().await? {
             return Ok(Progress::Pending(why));
         }
-        let job = match resolve(&self.rest, &self.job).await {
+        let mut job = match resolve(&self.rest, &self.job).await {
             Ok(j) => j,
             Err(EngineError::JobNotFound(why)) => return Ok(Progress::Pending(why)),
             Err(e) => return Err(e),
         };
+        // No job of this name runs, and the newest was stopped with a savepoint while this
+        // rescale is pending: this actuator's own stop, its resubmit lost to a host restart.
+        if job.state == "FINISHED"
+            && !self.was_resubmitted(&job.jid)
+            && let Some(location) = self.stop_savepoint(&job.jid).await?
+        {
+            tracing::warn!(job = %job.jid, savepoint = %location,
+                "The job was stopped with a savepoint and not resubmitted; resuming from it.");
+            self.set_stranded(Some(Stranded {
+                from_jid: job.jid.clone(),
+                location,
+                parallelism: whole_job(&job, target),
+            }));
+            if let Some(why) = self.recover().await? {
+                return Ok(Progress::Pending(why));
+            }
+            job = resolve(&self.rest, &self.job).await?;
+        }
         let p = whole_job(&job, target);
         if job.state == "RUNNING"
             && job
