@@ -9,7 +9,9 @@ use daedalus_host::engine::flink::{
     FlinkRescaleActuator, FlinkRestCollector, JobSelector, WorkerSource,
 };
 use daedalus_host::engine::kafka::InputTopic;
-use daedalus_host::engine::{Actuator, Collector, EngineError, Target};
+use daedalus_host::engine::{
+    Actuator, ApplyOutcome, Collected, Collector, EngineError, Progress, Target,
+};
 use daedalus_host::live::{Cycle, JobLoop, JobSettings};
 use daedalus_host::model::Bounds;
 use daedalus_host::policy::{PolicyLimits, PolicySlot, WasmPolicy};
@@ -34,6 +36,12 @@ fn job_loop(url: &str) -> JobLoop {
 }
 
 fn job_loop_collecting(url: &str, collector: Box<dyn Collector>) -> JobLoop {
+    let rest = FlinkRest::new(url, TIMEOUT).unwrap();
+    let actuator = FlinkRescaleActuator::new(rest, JobSelector::Name("wc".into()), None);
+    job_loop_with(collector, Box::new(actuator))
+}
+
+fn job_loop_with(collector: Box<dyn Collector>, actuator: Box<dyn Actuator>) -> JobLoop {
     let limits = PolicyLimits::default();
     let loaded = engine()
         .load_file(&policy_path("ds2"), &limits, None)
@@ -43,7 +51,6 @@ fn job_loop_collecting(url: &str, collector: Box<dyn Collector>) -> JobLoop {
         loaded,
         limits,
     ))));
-    let rest = FlinkRest::new(url, TIMEOUT).unwrap();
     JobLoop::new(
         JobSettings {
             name: "wc".into(),
@@ -59,11 +66,7 @@ fn job_loop_collecting(url: &str, collector: Box<dyn Collector>) -> JobLoop {
             guardrails: Default::default(),
         },
         collector,
-        Box::new(FlinkRescaleActuator::new(
-            rest,
-            JobSelector::Name("wc".into()),
-            None,
-        )),
+        actuator,
         policy,
     )
 }
@@ -206,6 +209,56 @@ async fn a_panicking_cycle_is_counted_and_the_loop_goes_on() {
         .unwrap_or_else(|| panic!("no cycle error counted: {text}"));
     let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(counted, f64::from(n.div_ceil(2)), "{line}");
+}
+
+/// A job that is never ready (a stopped job, as the collector sees it).
+struct NeverReady;
+
+#[async_trait::async_trait]
+impl Collector for NeverReady {
+    async fn collect(&self, _now_ms: u64) -> Result<Collected, EngineError> {
+        Ok(Collected::NotReady {
+            reason: "job is FINISHED".into(),
+            parallelism: None,
+        })
+    }
+}
+
+/// An actuator that left the job down and counts the loop's calls to bring it back. A test
+/// double for the loop's side only: the savepoint actuator's own recovery runs against the
+/// real Flink in `flink_live`.
+struct LeftDown(Arc<std::sync::atomic::AtomicU32>);
+
+#[async_trait::async_trait]
+impl Actuator for LeftDown {
+    async fn apply(&self, _t: &Target) -> Result<ApplyOutcome, EngineError> {
+        panic!("nothing is decided on a job that is not ready")
+    }
+    async fn progress(&self, _t: &Target) -> Result<Progress, EngineError> {
+        panic!("no rescale is pending")
+    }
+    async fn recover(&self) -> Result<Option<String>, EngineError> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Some(format!("resubmit {n} failed")))
+    }
+}
+
+/// A job the actuator left down is brought back on every tick it is not ready, with no
+/// rescale pending (past the rescale timeout), and the cycle says so.
+#[tokio::test]
+async fn a_job_left_down_is_recovered_on_every_tick_it_is_not_ready() {
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut job = job_loop_with(Box::new(NeverReady), Box::new(LeftDown(calls.clone())));
+    for tick in 0..3u32 {
+        match job.cycle(u64::from(tick) * 10_000).await {
+            Cycle::NotReady(why) => {
+                assert!(why.contains("job is FINISHED"), "{why}");
+                assert!(why.contains(&format!("resubmit {tick} failed")), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
 /// A running job whose vertex reports a parallelism Flink cannot have (0, or beyond its 32768)

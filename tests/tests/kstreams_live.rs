@@ -507,6 +507,9 @@ impl Actuator for ArcActuator {
     async fn progress(&self, t: &Target) -> Result<Progress, EngineError> {
         self.0.progress(t).await
     }
+    async fn recover(&self) -> Result<Option<String>, EngineError> {
+        self.0.recover().await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,4 +107,11 @@ pub trait Actuator: Send + Sync {
     async fn apply(&self, target: &Target) -> Result<ApplyOutcome, EngineError>;
     /// Checks whether the job has reached `target`.
     async fn progress(&self, target: &Target) -> Result<Progress, EngineError>;
+    /// Brings back a job this actuator left down, e.g. stopped with a savepoint whose
+    /// resubmit kept failing past the loop's rescale timeout. The loop calls it while the job
+    /// is not ready and no rescale is pending. `Some` says what it did or why the job is still
+    /// down; `None` (the default) that it left nothing down.
+    async fn recover(&self) -> Result<Option<String>, EngineError> {
+        Ok(None)
+    }
 }

@@ -414,6 +414,17 @@ impl JobLoop {
                 if let Some(c) = self.check_pending(now_ms).await {
                     return c;
                 }
+                match self.actuator.recover().await {
+                    Ok(None) => {}
+                    Ok(Some(why)) => {
+                        tracing::warn!(job = %name, %reason, %why, "Job down after a rescale; recovering it.");
+                        return Cycle::NotReady(format!("{reason}; {why}"));
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %name, error = %e, "Cannot recover the job yet.");
+                        return Cycle::NotReady(format!("{reason}; recovery failed: {e}"));
+                    }
+                }
                 tracing::info!(job = %name, %reason, "Job not ready; holding.");
                 return Cycle::NotReady(reason);
             }

@@ -9,9 +9,9 @@
 //!
 //! A resubmit that fails after the savepoint completed leaves the job stopped. The actuator
 //! keeps the savepoint's path and reports the rescale as applied, so the loop polls
-//! `progress`, which resubmits from that savepoint on every poll until a run is accepted (or
-//! the loop's rescale timeout passes; the error log names the savepoint for a manual
-//! resubmit). Before each retry it checks that no newer job of that name exists, so a run
+//! `progress`, which resubmits from that savepoint on every poll until a run is accepted;
+//! past the loop's rescale timeout, `recover` goes on doing so on every tick the job is not
+//! ready (the error log names the savepoint for a manual resubmit). Before each retry it checks that no newer job of that name exists, so a run
 //! whose answer was lost is not submitted twice. A host restarted between the savepoint and
 //! the resubmit has lost that path: while the rescale is pending, `progress` finds the stopped
 //! job's stop-with-savepoint (`SYNC_SAVEPOINT`) in Flink's checkpoint statistics and resumes
@@ -192,7 +192,7 @@ impl SavepointRescaleActuator {
 
     /// With a stranded job: resubmits it unless a newer job of that name exists. `None` when
     /// nothing is stranded (any more), else why the rescale is still pending.
-    async fn recover(&self) -> Result<Option<String>, EngineError> {
+    async fn resume_stranded(&self) -> Result<Option<String>, EngineError> {
         let Some(s) = self.stranded() else {
             return Ok(None);
         };
@@ -307,7 +307,7 @@ fn whole_job(job: &super::rest::JobDetails, target: &Target) -> u32 {
 #[async_trait::async_trait]
 impl Actuator for SavepointRescaleActuator {
     async fn apply(&self, target: &Target) -> Result<ApplyOutcome, EngineError> {
-        if let Some(why) = self.recover().await? {
+        if let Some(why) = self.resume_stranded().await? {
             return Ok(ApplyOutcome::InProgress(why));
         }
         let job = resolve(&self.rest, &self.job).await?;
@@ -347,7 +347,7 @@ impl Actuator for SavepointRescaleActuator {
     }
 
     async fn progress(&self, target: &Target) -> Result<Progress, EngineError> {
-        if let Some(why) = self.recover().await? {
+        if let Some(why) = self.resume_stranded().await? {
             return Ok(Progress::Pending(why));
         }
         let mut job = match resolve(&self.rest, &self.job).await {
@@ -368,7 +368,7 @@ impl Actuator for SavepointRescaleActuator {
                 location,
                 parallelism: whole_job(&job, target),
             }));
-            if let Some(why) = self.recover().await? {
+            if let Some(why) = self.resume_stranded().await? {
                 return Ok(Progress::Pending(why));
             }
             job = resolve(&self.rest, &self.job).await?;
@@ -387,5 +387,9 @@ impl Actuator for SavepointRescaleActuator {
                 job.jid, job.state
             )))
         }
+    }
+
+    async fn recover(&self) -> Result<Option<String>, EngineError> {
+        self.resume_stranded().await
     }
 }
