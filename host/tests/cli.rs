@@ -347,6 +347,92 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `daedalus run` stops on SIGTERM (what a container runtime sends), exits 0, and stops the
+/// instances it runs for a Kafka Streams job with SIGTERM too, instead of leaving them to be
+/// killed with it. Real processes; the engine endpoints are closed ports (cycles only error).
+#[test]
+fn sigterm_stops_run_and_its_instances_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"tick_secs = 1
+[[jobs]]
+name = "ks"
+policy = "{}"
+max_parallelism = 2
+[jobs.kafka_streams]
+prometheus_url = "http://127.0.0.1:{closed}"
+bootstrap = "127.0.0.1:{closed}"
+topic = "words"
+partitions = 2
+application_id = "ks"
+stop_timeout_secs = 20
+instance_command = ["sh", "-c", "trap 'echo term > stopped-{{index}}; exit 0' TERM; echo up > up-{{index}}; while :; do sleep 0.1; done"]
+"#,
+            artifact("hpa.wasm").display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_daedalus"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .env_remove("DAEDALUS_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let wait_for = |what: &std::path::Path| {
+        for _ in 0..600 {
+            if what.exists() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(
+        wait_for(&dir.path().join("up-0")),
+        "the instance never started"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("run did not stop within 60 s of SIGTERM");
+    };
+    let err = child.wait_with_output().unwrap().stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(status.success(), "{status:?}: {err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("stopped-0"))
+            .ok()
+            .as_deref(),
+        Some("term\n"),
+        "the instance was not stopped with SIGTERM: {err}"
+    );
+}
+
 #[test]
 fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
     let policies = root().join("target/policies");

@@ -792,6 +792,58 @@ async fn a_swap_before_the_first_observation_is_still_checked() {
     assert!(ok.starts_with("swapped"), "{ok}");
 }
 
+/// A Kafka Streams job whose instances the host runs itself: the instances die with the host,
+/// so a restarted host starts as many as last ran (from the store), not the first start's
+/// size. Real processes; nothing here talks to Kafka or Prometheus before the first cycle.
+#[tokio::test]
+async fn a_restarted_host_starts_the_process_group_at_its_last_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = format!(
+        r#"
+[[jobs]]
+name = "ks"
+policy = "{}"
+max_parallelism = 4
+[jobs.kafka_streams]
+bootstrap = "127.0.0.1:{}"
+topic = "words"
+partitions = 4
+application_id = "ks"
+instance_command = ["sh", "-c", "exec sleep 60"]
+"#,
+        policy_path("ds2").display(),
+        daedalus_tests::fake_http::closed_port(),
+    );
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &[job],
+    );
+    let logs = dir.path().join(".daedalus-instances/ks");
+    let started = |n: usize| {
+        (0..4)
+            .filter(|i| logs.join(format!("instance-{i}.log")).exists())
+            .count()
+            == n
+    };
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let first = build_job(&cfg, &cfg.jobs[0], &parts, false).await.unwrap();
+    assert!(started(1), "the first start runs min_parallelism");
+    drop(first);
+    let mut o = daedalus_tests::observation(100, 3, 1000.0, 0.5);
+    o.at_ms = 100_000;
+    parts
+        .store
+        .as_ref()
+        .unwrap()
+        .put_observation("ks", &o)
+        .unwrap();
+    std::fs::remove_dir_all(&logs).unwrap();
+    let again = build_job(&cfg, &cfg.jobs[0], &parts, false).await.unwrap();
+    assert!(started(3), "the restart runs the 3 instances that last ran");
+    drop(again);
+}
+
 /// A simulated job runs live (static at 4) over a stepped load; replaying its recorded history
 /// for DS2 gives exactly the scorecard the simulator gives DS2 on the original trace: the
 /// recorded load is the load, and the replay is the simulator.

@@ -16,7 +16,7 @@ pub(crate) struct RunArgs {
     /// Recommend only: log what would be done, change nothing (overrides the config).
     #[arg(long)]
     dry_run: bool,
-    /// Stop after this many seconds (default: run until Ctrl-C).
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     duration_secs: Option<u64>,
 }

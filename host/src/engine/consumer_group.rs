@@ -149,7 +149,7 @@ impl ConsumerGroup {
                 members: Vec::new(),
             });
         }
-        check(&endpoint, "DescribeGroups", g.error_code)?;
+        self.check_answer("DescribeGroups", g.error_code).await?;
         let mut members = Vec::new();
         for m in g.members {
             members.push(GroupMember {
@@ -184,8 +184,7 @@ impl ConsumerGroup {
         let resp: OffsetFetchResponse = self
             .call(ApiKey::OffsetFetch, OFFSET_FETCH_VERSION, &req)
             .await?;
-        let endpoint = self.endpoint();
-        check(&endpoint, "OffsetFetch", resp.error_code)?;
+        self.check_answer("OffsetFetch", resp.error_code).await?;
         let mut out = BTreeMap::new();
         for t in resp
             .topics
@@ -193,13 +192,23 @@ impl ConsumerGroup {
             .filter(|t| t.name.0.as_str() == topic)
         {
             for p in t.partitions {
-                check(&endpoint, "OffsetFetch", p.error_code)?;
+                self.check_answer("OffsetFetch", p.error_code).await?;
                 if p.committed_offset >= 0 {
                     out.insert(p.partition_index, p.committed_offset);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// [`check`], and on a coordinator error in an answer also drops the connection, so the
+    /// next call asks where the group's coordinator is now (it moves with the leadership of
+    /// its `__consumer_offsets` partition; the broker that answered is no longer it).
+    async fn check_answer(&self, call: &str, code: i16) -> Result<(), EngineError> {
+        if coordinator_moved(code) {
+            *self.conn.lock().await = None;
+        }
+        check(&self.endpoint(), call, code)
     }
 
     /// Sends `req` to the coordinator and decodes its answer; the connection is dropped after
@@ -364,6 +373,12 @@ fn malformed(endpoint: &str, detail: &str) -> EngineError {
     }
 }
 
+/// Whether Kafka error `code` means the connected broker is not (or not yet) the group's
+/// coordinator: COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR.
+fn coordinator_moved(code: i16) -> bool {
+    matches!(code, 14..=16)
+}
+
 /// A Kafka error code as an error: the coordinator moved or is loading (retried on the next
 /// call, which finds it again), the group or topic is unknown, or anything else by number.
 fn check(endpoint: &str, call: &str, code: i16) -> Result<(), EngineError> {
@@ -390,6 +405,17 @@ fn check(endpoint: &str, call: &str, code: i16) -> Result<(), EngineError> {
 mod tests {
     use super::*;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+
+    #[test]
+    fn only_coordinator_errors_make_the_next_call_find_the_coordinator_again() {
+        for code in [14, 15, 16] {
+            assert!(coordinator_moved(code), "{code}");
+            assert!(check("e", "c", code).is_err());
+        }
+        for code in [0, 3, 25, 29, 30, GROUP_ID_NOT_FOUND, -1] {
+            assert!(!coordinator_moved(code), "{code}");
+        }
+    }
 
     #[test]
     fn lag_counts_uncommitted_partitions_whole_and_never_goes_negative() {

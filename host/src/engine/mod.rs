@@ -114,4 +114,7 @@ pub trait Actuator: Send + Sync {
     async fn recover(&self) -> Result<Option<String>, EngineError> {
         Ok(None)
     }
+    /// Called once when the host stops: an actuator that runs the job's instances itself
+    /// stops them gracefully (the default does nothing; the job keeps running).
+    async fn shutdown(&self) {}
 }

@@ -183,10 +183,18 @@ impl ProcessGroup {
         self.grow(&mut slots, n)
     }
 
-    /// Starts instances until `slots` holds `n`.
+    /// Starts instances until `slots` holds `n`. When one cannot start, the group's size is
+    /// what runs: `desired` says so, so the collector does not wait for instances that never
+    /// started.
     fn grow(&self, slots: &mut Vec<Slot>, n: u32) -> Result<(), EngineError> {
         while slots.len() < n as usize {
-            let child = self.spawn(slots.len())?;
+            let child = match self.spawn(slots.len()) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.desired.store(slots.len() as u32, Ordering::SeqCst);
+                    return Err(e);
+                }
+            };
             slots.push(Slot {
                 child,
                 restarts: 0,
@@ -251,6 +259,10 @@ impl Actuator for ProcessGroup {
         Ok(ApplyOutcome::Applied(format!("{from} -> {n} instances")))
     }
 
+    async fn shutdown(&self) {
+        ProcessGroup::shutdown(self).await;
+    }
+
     async fn progress(&self, target: &Target) -> Result<Progress, EngineError> {
         self.supervise().await?;
         let (running, youngest) = {
@@ -298,6 +310,20 @@ mod tests {
             stop_timeout: Duration::from_secs(2),
             max_instances: 4,
         })
+    }
+
+    /// An instance that cannot start (its log file's path is a directory) ends the scale-up
+    /// there, and the group's desired size is what runs, not the target.
+    #[tokio::test]
+    async fn a_partly_failed_scale_up_leaves_the_desired_size_at_what_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("logs/instance-1.log")).unwrap();
+        let g = group(dir.path(), &["sh", "-c", "exec sleep 30"]);
+        let e = g.apply(&Target::job(3)).await.unwrap_err();
+        assert!(e.to_string().contains("instance-1.log"), "{e}");
+        assert_eq!(g.pids().await.len(), 1);
+        assert_eq!(g.desired().load(Ordering::SeqCst), 1);
+        g.shutdown().await;
     }
 
     #[tokio::test]

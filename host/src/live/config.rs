@@ -248,7 +248,8 @@ pub struct KafkaStreamsConfig {
     /// Seconds an instance gets to stop after SIGTERM (default 30).
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout_secs: u64,
-    /// Instances started with the host (default: the job's `min_parallelism`).
+    /// Instances started with the host the first time (default: the job's
+    /// `min_parallelism`); a host restarted with a `[store]` starts as many as last ran.
     #[serde(default)]
     pub initial_instances: Option<u32>,
     /// Or: a Deployment or StatefulSet on Kubernetes.
@@ -429,7 +430,7 @@ pub struct StoreConfig {
     /// SQLite file (relative to the config file).
     pub path: PathBuf,
     /// Observations and decisions older than this many hours are deleted (default 168; at
-    /// most 10 years).
+    /// least 1, at most 10 years).
     #[serde(default = "default_retention")]
     pub retention_hours: u64,
 }
@@ -688,10 +689,10 @@ impl RunConfig {
             bail!("history_secs: {} is more than 30 days", self.history_secs);
         }
         if let Some(st) = &self.store
-            && st.retention_hours > 10 * 365 * 24
+            && !(1..=10 * 365 * 24).contains(&st.retention_hours)
         {
             bail!(
-                "store.retention_hours: {} is more than 10 years",
+                "store.retention_hours: {} must be in [1, 87600] (1 hour to 10 years; 0 would delete every observation as it is written)",
                 st.retention_hours
             );
         }
@@ -1078,6 +1079,10 @@ partitions = 4
             ("history_secs = 99999999999\n", "history_secs"),
             (
                 "[store]\npath = \"d.db\"\nretention_hours = 99999999999\n",
+                "retention_hours",
+            ),
+            (
+                "[store]\npath = \"d.db\"\nretention_hours = 0\n",
                 "retention_hours",
             ),
         ] {

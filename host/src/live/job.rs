@@ -261,6 +261,12 @@ impl JobLoop {
         &self.settings
     }
 
+    /// Stops what the host runs for the job (a process group's instances, gracefully);
+    /// a job on an engine keeps running.
+    pub async fn shutdown(&self) {
+        self.actuator.shutdown().await;
+    }
+
     /// Rescales applied so far.
     pub fn rescales(&self) -> u32 {
         self.ls.rescale.count

@@ -100,14 +100,17 @@ pub fn connectors(
     cfg: &RunConfig,
     job: &JobConfig,
 ) -> anyhow::Result<(Box<dyn Collector>, Box<dyn Actuator>)> {
-    let c = job_connectors(cfg, job, &ModelCache::default())?;
+    let c = job_connectors(cfg, job, &ModelCache::default(), None)?;
     Ok((c.collector, c.actuator))
 }
 
+/// The connectors of `job`; `last_parallelism` is what the job last ran at, from the store
+/// (a process group the host starts itself resumes at it).
 fn job_connectors(
     cfg: &RunConfig,
     job: &JobConfig,
     cache: &ModelCache,
+    last_parallelism: Option<u32>,
 ) -> anyhow::Result<Connectors> {
     match (&job.flink, &job.simulated) {
         (Some(f), _) => {
@@ -122,7 +125,7 @@ fn job_connectors(
             simulated_connectors(sim, cache).with_context(|| format!("job {:?}", job.name))
         }
         (None, None) => match &job.kafka_streams {
-            Some(ks) => kafka_streams_connectors(cfg, job, ks)
+            Some(ks) => kafka_streams_connectors(cfg, job, ks, last_parallelism)
                 .with_context(|| format!("job {:?}", job.name)),
             None => unreachable!("validated"),
         },
@@ -148,6 +151,7 @@ fn kafka_streams_connectors(
     cfg: &RunConfig,
     job: &JobConfig,
     ks: &KafkaStreamsConfig,
+    last_parallelism: Option<u32>,
 ) -> anyhow::Result<Connectors> {
     use crate::engine::consumer_group::ConsumerGroup;
     use crate::engine::process_group::{GroupSpec, ProcessGroup};
@@ -183,9 +187,12 @@ fn kafka_streams_connectors(
                 max_instances: ks.partitions,
             })
             .with_readiness(collector());
-            let initial = ks
-                .initial_instances
+            // After a host restart the instances (children of the old host) are gone: start
+            // as many as ran before, not the first start's size.
+            let initial = last_parallelism
+                .or(ks.initial_instances)
                 .unwrap_or(job.min_parallelism)
+                .clamp(job.min_parallelism, job.max_parallelism)
                 .clamp(1, ks.partitions);
             group.start(initial)?;
             let desired = group.desired();
@@ -451,7 +458,12 @@ pub async fn build_job(
             params(&c.params),
         ));
     }
-    let conn = job_connectors(cfg, job, &parts.models)?;
+    let last_parallelism = parts
+        .store
+        .as_ref()
+        .and_then(|s| s.recent_observations(&job.name, 0).ok())
+        .and_then(|o| o.last().map(|o| o.parallelism));
+    let conn = job_connectors(cfg, job, &parts.models, last_parallelism)?;
     let settings = JobSettings {
         name: job.name.clone(),
         bounds: Bounds {
@@ -537,7 +549,19 @@ pub async fn run_job(
     job
 }
 
-/// Runs every configured job until Ctrl-C (or for `duration`, when given).
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what a container runtime or systemd sends).
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot wait for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("Stopping.");
+    Ok(())
+}
+
+/// Runs every configured job until Ctrl-C or SIGTERM (or for `duration`, when given).
 pub async fn run(
     cfg: RunConfig,
     engine: Arc<PolicyEngine>,
@@ -608,16 +632,13 @@ pub async fn run(
         .collect();
     match duration {
         Some(d) => tokio::time::sleep(d).await,
-        None => {
-            tokio::signal::ctrl_c()
-                .await
-                .context("cannot wait for Ctrl-C")?;
-        }
+        None => stop_signal().await?,
     }
     let _ = tx.send(true);
     for t in tasks {
-        if let Err(e) = t.await {
-            tracing::error!(error = %e, "A job task panicked.");
+        match t.await {
+            Ok(job) => job.shutdown().await,
+            Err(e) => tracing::error!(error = %e, "A job task panicked."),
         }
     }
     if let Some(t) = api_task {
