@@ -545,7 +545,8 @@ impl Store {
             params![job, cut],
         )?;
         n += c.execute(
-            "DELETE FROM rescales WHERE job = ?1 AND finished_ms IS NOT NULL AND finished_ms < ?2",
+            "DELETE FROM rescales WHERE job = ?1 AND ((finished_ms IS NOT NULL AND finished_ms < ?2) \
+             OR (finished_ms IS NULL AND outcome NOT IN ('requested', 'applied') AND requested_ms < ?2))",
             params![job, cut],
         )?;
         n += c.execute(
@@ -640,8 +641,23 @@ mod tests {
         assert_eq!(s.loop_state::<Vec<u32>>("j").unwrap(), Some(vec![1, 2]));
         assert_eq!(s.policy_events("j").unwrap().len(), 1);
         assert_eq!(s.samples("j", 0).unwrap().len(), 10);
+        // Requests the engine refused never finish; they are pruned by their request time.
+        // An open request is kept whatever its age.
+        for (at, outcome) in [(1000, "rejected"), (2000, "busy"), (6000, "rejected")] {
+            let id = s.begin_rescale("j", at, 2, 3, "{\"job\":3}").unwrap();
+            s.rescale_outcome(id, outcome).unwrap();
+        }
+        let open = s.begin_rescale("j", 1500, 2, 3, "{\"job\":3}").unwrap();
         let n = s.prune("j", 5000, 8000).unwrap();
-        assert_eq!(n, 8 + 5 + 5 + 1);
+        assert_eq!(n, 8 + 5 + 5 + 2 + 1);
+        let left: Vec<u64> = s
+            .rescales("j")
+            .unwrap()
+            .iter()
+            .map(|r| r.requested_ms)
+            .collect();
+        assert_eq!(left, [5000, 6000, 1500]);
+        assert_eq!(s.open_rescale("j").unwrap().unwrap().id, open);
         assert_eq!(s.recent_observations("j", 1 << 40).unwrap().len(), 2);
         assert_eq!(s.samples("j", 0).unwrap()[0].at_ms, 5000);
         assert!(s.loop_state::<u32>("nobody").unwrap().is_none());

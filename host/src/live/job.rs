@@ -330,7 +330,8 @@ impl JobLoop {
         self.history = store
             .recent_observations(&name, self.settings.history.as_millis() as u64)?
             .into();
-        self.ls.rescale.count = store.rescale_count(&name)?;
+        // Pruning drops old rescale rows: the count is the larger of the loop's and the rows'.
+        self.ls.rescale.count = self.ls.rescale.count.max(store.rescale_count(&name)?);
         if let Some(open) = store.open_rescale(&name)? {
             let target: Target = serde_json::from_str(&open.target)?;
             let mut id = Some(open.id);
@@ -342,7 +343,12 @@ impl JobLoop {
                 match outcome {
                     Ok(ApplyOutcome::Applied(_)) | Ok(ApplyOutcome::AlreadyAtTarget) => {
                         store.rescale_outcome(open.id, "applied")?;
-                        self.ls.rescale.count = store.rescale_count(&name)?;
+                        self.ls.rescale.count += 1;
+                        self.settings.guardrails.on_rescale(
+                            &mut self.ls.guard,
+                            open.requested_ms,
+                            true,
+                        );
                     }
                     Ok(ApplyOutcome::InProgress(_)) => {}
                     Ok(ApplyOutcome::Rejected(why)) => {
