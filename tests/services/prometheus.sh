@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prometheus (Debian package) on 127.0.0.1:9090 scraping every 2 s: Flink's Prometheus reporter
-# ports 127.0.0.1:9249-9253 (job "flink"), the Kafka Streams instances' JMX exporters
+# ports 127.0.0.1:9249-9260 (job "flink", the range flink.sh gives its reporter), the Kafka Streams instances' JMX exporters
 # 127.0.0.1:9400-9407 (job "kstreams", see kstreams.sh), plus PROM_EXTRA_TARGETS
 # (comma-separated host:port, job "extra").
 # No systemd here: the package's service is never used; this script starts the binary itself.
@@ -16,8 +16,13 @@ PIDFILE=$P/prometheus.pid
 
 install_prometheus() {
   command -v prometheus >/dev/null && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "prometheus is not installed, and installing it from Debian needs root or sudo"
+    sudo="sudo -n"
+  fi
   log "installing prometheus from Debian"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+  { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
     >"$P/apt.log" 2>&1 || die "apt-get install prometheus failed" "$P/apt.log"
 }
 
@@ -32,7 +37,7 @@ write_config() {
 global: {scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 2s}
 scrape_configs:
   - job_name: flink
-    static_configs: [{targets: ['127.0.0.1:9249','127.0.0.1:9250','127.0.0.1:9251','127.0.0.1:9252','127.0.0.1:9253']}]
+    static_configs: [{targets: ['127.0.0.1:9249','127.0.0.1:9250','127.0.0.1:9251','127.0.0.1:9252','127.0.0.1:9253','127.0.0.1:9254','127.0.0.1:9255','127.0.0.1:9256','127.0.0.1:9257','127.0.0.1:9258','127.0.0.1:9259','127.0.0.1:9260']}]
   - job_name: kstreams
     static_configs: [{targets: ['127.0.0.1:9400','127.0.0.1:9401','127.0.0.1:9402','127.0.0.1:9403','127.0.0.1:9404','127.0.0.1:9405','127.0.0.1:9406','127.0.0.1:9407']}]
 $extra

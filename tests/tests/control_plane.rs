@@ -844,6 +844,35 @@ instance_command = ["sh", "-c", "exec sleep 60"]
     drop(again);
 }
 
+/// A job paused through the API stays paused across a host restart, and a resume is kept
+/// too (before, a restart resumed acting without anyone asking).
+#[tokio::test]
+async fn a_pause_survives_a_host_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &[sim_job("j", &policy_path("ds2"), "", "")],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let start = async || {
+        build_job(&cfg, &cfg.jobs[0], &parts, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let mut built = start().await;
+    assert!(!built.job.shared().status().paused);
+    built.job.shared().set_paused(true);
+    built.job.cycle(1_000).await;
+    drop(built);
+    let mut built = start().await;
+    assert!(built.job.shared().status().paused, "the restart resumed it");
+    built.job.shared().set_paused(false);
+    built.job.cycle(2_000).await;
+    drop(built);
+    assert!(!start().await.job.shared().status().paused);
+}
+
 /// A simulated job runs live (static at 4) over a stepped load; replaying its recorded history
 /// for DS2 gives exactly the scorecard the simulator gives DS2 on the original trace: the
 /// recorded load is the load, and the replay is the simulator.

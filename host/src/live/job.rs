@@ -176,6 +176,9 @@ struct LoopState {
     previous: Option<PreviousOutcome>,
     rescale: RescaleStatus,
     divergence: BTreeMap<String, Divergence>,
+    /// Paused through the API: a restart keeps the job paused.
+    #[serde(default)]
+    paused: bool,
 }
 
 /// The loop of one job. Cycles never overlap: [`JobLoop::cycle`] takes `&mut self`.
@@ -313,6 +316,10 @@ impl JobLoop {
         if let Some(ls) = store.loop_state::<LoopState>(&name)? {
             self.ls = ls;
         }
+        if self.ls.paused {
+            tracing::warn!(job = %name, "The job was paused before the restart and stays paused (POST /jobs/{{job}}/resume).");
+            self.shared.set_paused(true);
+        }
         let digest = self.policy.digest();
         if let Some((d, state)) = store.policy_state(&name, "active")?
             && d == digest
@@ -379,6 +386,16 @@ impl JobLoop {
     /// Runs one cycle at `now_ms`.
     pub async fn cycle(&mut self, now_ms: u64) -> Cycle {
         self.handle_requests(now_ms).await;
+        let paused = self.shared.paused();
+        if paused != self.ls.paused {
+            // Recorded at once: a pause must survive a restart before the next decision.
+            self.ls.paused = paused;
+            if let Some(store) = &self.store
+                && let Err(e) = store.put_loop_state(&self.settings.name, &self.ls)
+            {
+                self.store_err("the pause", e);
+            }
+        }
         let cycle = self.cycle_inner(now_ms).await;
         let name = self.settings.name.clone();
         if let Some(m) = &self.metrics {
