@@ -175,12 +175,14 @@ impl Guardrails {
             push(clamped, "bounds");
         }
         if let Some(cap) = self.partition_cap
-            && bounded > cap
             && cap >= lo
         {
-            bounded = cap;
+            // The cap bounds every later step too (alignment searches up to `hi`).
             hi = hi.min(cap);
-            push(clamped, "partitions");
+            if bounded > cap {
+                bounded = cap;
+                push(clamped, "partitions");
+            }
         }
         if let Some(s) = self.max_step_up {
             hi = hi.min(cur.saturating_add(s)).max(lo);
@@ -245,21 +247,27 @@ impl Guardrails {
                 )
             })
             .collect();
-        let up = targets.iter().any(|(k, t)| *t > current[k]);
-        let down = !up && targets.iter().any(|(k, t)| *t < current[k]);
-        // Delayed, merged scale-down.
+        // Delayed, merged scale-down, per operator: an operator going down waits even when
+        // another goes up in the same proposal (the scale-up is never delayed).
+        let down = targets.iter().any(|(k, t)| *t < current[k]);
         if down && self.scale_down_delay_secs > 0 {
             let since = *st.scale_down_since_ms.get_or_insert(now_ms);
             for (k, t) in &targets {
                 let m = st.scale_down_merged.entry(k.clone()).or_insert(*t);
                 *m = (*m).max(*t);
             }
-            if now_ms.saturating_sub(since) < self.scale_down_delay_secs * 1000 {
-                push(&mut clamped, "scale-down-delay");
-                targets = current.clone();
-            } else {
-                for (k, t) in targets.iter_mut() {
-                    let merged = st.scale_down_merged.get(k).copied().unwrap_or(*t);
+            let waiting = now_ms.saturating_sub(since) < self.scale_down_delay_secs * 1000;
+            for (k, t) in targets.iter_mut() {
+                let cur = current[k];
+                if *t >= cur {
+                    continue;
+                }
+                if waiting {
+                    push(&mut clamped, "scale-down-delay");
+                    *t = cur;
+                } else {
+                    // The highest target proposed meanwhile; never above where it is.
+                    let merged = st.scale_down_merged.get(k).copied().unwrap_or(*t).min(cur);
                     if merged != *t {
                         push(&mut clamped, "scale-down-merged");
                         *t = merged;
@@ -416,6 +424,26 @@ mod tests {
     }
 
     #[test]
+    fn an_operator_scaling_down_waits_even_when_another_scales_up() {
+        let g = Guardrails {
+            scale_down_delay_secs: 300,
+            ..Default::default()
+        };
+        let mut st = GuardState::default();
+        let cur = BTreeMap::from([("a".to_string(), 4), ("b".to_string(), 8)]);
+        let want = BTreeMap::from([("a".to_string(), 6), ("b".to_string(), 4)]);
+        let v = g.apply(B, &mut st, 0, &cur, &want);
+        assert_eq!(v.targets.values().copied().collect::<Vec<_>>(), vec![6, 8]);
+        assert_eq!(v.clamped_by, vec!["scale-down-delay"]);
+        // After the wait `b` goes down (to the highest it was proposed meanwhile).
+        let cur = BTreeMap::from([("a".to_string(), 6), ("b".to_string(), 8)]);
+        let want = BTreeMap::from([("a".to_string(), 6), ("b".to_string(), 3)]);
+        let v = g.apply(B, &mut st, 300_000, &cur, &want);
+        assert_eq!(v.targets.values().copied().collect::<Vec<_>>(), vec![6, 4]);
+        assert_eq!(v.clamped_by, vec!["scale-down-merged"]);
+    }
+
+    #[test]
     fn cooldown_budget_and_freeze_gate_any_change() {
         let g = Guardrails {
             cooldown_secs: 60,
@@ -484,6 +512,26 @@ mod tests {
             (4, vec!["partitions".to_string()])
         );
         assert_eq!(run(&g, &mut st, 0, 2, 3), (3, vec![]));
+        // Alignment never lands above the cap: 3 is not a divisor of 8, 4 is, 8 is out.
+        let aligned = Guardrails {
+            partition_cap: Some(4),
+            align_to_divisors_of: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&aligned, &mut st, 0, 2, 3),
+            (4, vec!["alignment".to_string()])
+        );
+        let twelve = Guardrails {
+            partition_cap: Some(5),
+            align_to_divisors_of: Some(12),
+            ..Default::default()
+        };
+        // 5 is within the cap but no divisor of 12; 6 is one but above the cap: 4.
+        assert_eq!(
+            run(&twelve, &mut st, 0, 2, 5),
+            (4, vec!["alignment".to_string()])
+        );
     }
 
     #[test]
