@@ -364,7 +364,8 @@ impl Store {
         Ok(c.last_insert_rowid())
     }
 
-    /// Records what the engine answered (`applied`, `already`, `rejected`, `busy`, `error`).
+    /// Records what the engine answered (`applied`, `already`, `rejected`, `busy`, `error`), or
+    /// `abandoned` for a request not re-sent after a restart.
     pub fn rescale_outcome(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE rescales SET outcome = ?2 WHERE id = ?1",

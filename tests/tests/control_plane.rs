@@ -873,6 +873,45 @@ async fn a_pause_survives_a_host_restart() {
     assert!(!start().await.job.shared().status().paused);
 }
 
+/// A rescale request the host wrote but never saw answered (it was killed in between) is
+/// re-sent on restart only under a config that would send it now: in dry run it is recorded
+/// as abandoned and nothing is sent; otherwise it is re-sent and followed.
+#[tokio::test]
+async fn an_interrupted_rescale_is_not_re_sent_in_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &[sim_job("j", &policy_path("ds2"), "", "")],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let store = parts.store.clone().unwrap();
+    let open = |at: u64| {
+        store
+            .begin_rescale("j", at, 1, 3, r#"{"job":3,"operators":{}}"#)
+            .unwrap()
+    };
+    open(1_000);
+    let built = build_job(&cfg, &cfg.jobs[0], &parts, true).await.unwrap();
+    assert_eq!(built.job.rescales(), 0);
+    drop(built);
+    let outcomes = |s: &daedalus_host::store::Store| -> Vec<String> {
+        s.rescales("j")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect()
+    };
+    assert_eq!(outcomes(&store), ["abandoned"]);
+    assert!(store.open_rescale("j").unwrap().is_none());
+    open(2_000);
+    let _built = build_job(&cfg, &cfg.jobs[0], &parts, false).await.unwrap();
+    // Re-sent: the simulated engine, not started yet, answers "in progress", so the rescale
+    // stays open and the loop follows it.
+    assert_eq!(outcomes(&store), ["abandoned", "requested"]);
+    assert!(store.open_rescale("j").unwrap().is_some());
+}
+
 /// A simulated job runs live (static at 4) over a stepped load; replaying its recorded history
 /// for DS2 gives exactly the scorecard the simulator gives DS2 on the original trace: the
 /// recorded load is the load, and the replay is the simulator.

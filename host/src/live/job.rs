@@ -342,7 +342,20 @@ impl JobLoop {
         if let Some(open) = store.open_rescale(&name)? {
             let target: Target = serde_json::from_str(&open.target)?;
             let mut id = Some(open.id);
-            if !open.applied {
+            let b = self.settings.bounds;
+            let within = |p: u32| (b.min_parallelism..=b.max_parallelism).contains(&p);
+            let allowed = !self.settings.dry_run
+                && !self.shared.paused()
+                && within(target.job)
+                && target.operators.values().all(|p| within(*p));
+            if !open.applied && !allowed {
+                // Not sent again under a config that would not send it now (dry run, paused,
+                // bounds that exclude it): the loop decides afresh.
+                store.rescale_outcome(open.id, "abandoned")?;
+                tracing::warn!(job = %name, target = target.job,
+                    "The rescale interrupted by the restart is not re-sent: the job is in dry run, paused, or the target is out of its bounds now.");
+                id = None;
+            } else if !open.applied {
                 // The host stopped between writing the request and recording the engine's
                 // answer: ask again. If the first request landed this sends nothing.
                 let outcome = self.actuator.apply(&target).await;
@@ -364,7 +377,11 @@ impl JobLoop {
                         id = None;
                     }
                     Err(e) => {
-                        tracing::warn!(job = %name, error = %e, "Cannot re-send the interrupted rescale yet.");
+                        // Not waited for until the rescale timeout: the loop decides afresh
+                        // and asks again if the target still holds.
+                        store.rescale_outcome(open.id, "error")?;
+                        tracing::warn!(job = %name, error = %e, "Cannot re-send the interrupted rescale; deciding afresh.");
+                        id = None;
                     }
                 }
             }
@@ -377,6 +394,12 @@ impl JobLoop {
                     id,
                 });
             }
+        }
+        if self.pending.is_none() {
+            // No rescale is open: a stored "in progress" is stale (policies hold while it is
+            // set).
+            self.ls.rescale.in_progress = false;
+            self.ls.rescale.started_ms = None;
         }
         tracing::info!(job = %name, observations = self.history.len(), rescales = self.ls.rescale.count,
             resumed_rescale = self.pending.is_some(), "Restored from the store.");
