@@ -220,13 +220,31 @@ async fn within<T>(
 }
 
 /// A job's input topic as the collector follows it: end offsets per partition, with a
-/// reconnect after any failure.
+/// reconnect after any failure and every [`InputTopic::REFRESH`] (so partitions added to the
+/// topic are followed).
 #[derive(Debug)]
 pub struct InputTopic {
     bootstrap: String,
     topic: String,
     timeout: Duration,
-    conn: tokio::sync::Mutex<Option<KafkaTopic>>,
+    conn: tokio::sync::Mutex<Option<(KafkaTopic, crate::clock::Stopwatch)>>,
+}
+
+/// Records added between two per-partition offset snapshots, over the partitions both hold:
+/// a partition seen for the first time (added to the topic, or its group's first commit) is
+/// left out of that interval rather than counted whole. `None` when an offset went back (the
+/// topic was recreated, or the offsets reset).
+pub fn advanced(prev: &BTreeMap<i32, i64>, now: &BTreeMap<i32, i64>) -> Option<i64> {
+    let mut sum = 0i64;
+    for (p, n) in now {
+        if let Some(b) = prev.get(p) {
+            if n < b {
+                return None;
+            }
+            sum = sum.saturating_add(n - b);
+        }
+    }
+    Some(sum)
 }
 
 impl InputTopic {
@@ -245,13 +263,20 @@ impl InputTopic {
         &self.topic
     }
 
+    /// How often the partition list is read again.
+    pub const REFRESH: Duration = Duration::from_secs(60);
+
     /// Each partition's end offset now.
     pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
         let mut conn = self.conn.lock().await;
-        if conn.is_none() {
-            *conn = Some(KafkaTopic::connect(&self.bootstrap, &self.topic, self.timeout).await?);
+        if conn
+            .as_ref()
+            .is_none_or(|(_, age)| age.elapsed() >= Self::REFRESH)
+        {
+            let topic = KafkaTopic::connect(&self.bootstrap, &self.topic, self.timeout).await?;
+            *conn = Some((topic, crate::clock::Stopwatch::start()));
         }
-        match conn.as_ref().expect("set above").end_offsets().await {
+        match conn.as_ref().expect("set above").0.end_offsets().await {
             Ok(o) => Ok(o),
             Err(e) => {
                 *conn = None;

@@ -65,7 +65,7 @@ pub struct FlinkRestCollector {
 #[derive(Debug, Clone)]
 struct Sample {
     at_ms: u64,
-    end_total: Option<i64>,
+    ends: Option<BTreeMap<i32, i64>>,
     /// `(job id, sum of the reader positions)` when every partition had one.
     positions: Option<(String, i64)>,
 }
@@ -276,13 +276,10 @@ impl Collector for FlinkRestCollector {
             },
             None => None,
         };
-        let end_total = ends
-            .as_ref()
-            .map(|e| e.values().fold(0i64, |a, b| a.saturating_add(*b)));
         let previous = self.last.lock().expect("no panics while held").take();
         *self.last.lock().expect("no panics while held") = Some(Sample {
             at_ms: now_ms,
-            end_total,
+            ends: ends.clone(),
             positions: None,
         });
         let job = match resolve(&self.rest, &self.job).await {
@@ -368,9 +365,11 @@ impl Collector for FlinkRestCollector {
         let sources = self.sources(&job).await?;
         let dt_s =
             |prev: &Sample| (now_ms > prev.at_ms).then(|| (now_ms - prev.at_ms) as f64 / 1000.0);
-        let input_rate = match (&previous, end_total) {
-            (Some(prev), Some(now)) => match (prev.end_total, dt_s(prev)) {
-                (Some(then), Some(dt)) if now >= then => Some((now - then) as f64 / dt),
+        let input_rate = match (&previous, &ends) {
+            (Some(prev), Some(now)) => match (&prev.ends, dt_s(prev)) {
+                (Some(then), Some(dt)) => {
+                    crate::engine::kafka::advanced(then, now).map(|n| n as f64 / dt)
+                }
                 _ => None,
             },
             _ => None,

@@ -222,8 +222,8 @@ pub struct PrometheusCollector {
     topic: Option<String>,
     job_name: Option<String>,
     group: Option<ConsumerGroup>,
-    last: Mutex<Option<(u64, i64)>>,
-    last_committed: Mutex<Option<(u64, i64)>>,
+    last: Mutex<Option<(u64, BTreeMap<i32, i64>)>>,
+    last_committed: Mutex<Option<(u64, BTreeMap<i32, i64>)>>,
 }
 
 /// What the instances report, by `instance` label.
@@ -447,17 +447,23 @@ impl PrometheusCollector {
     }
 }
 
-/// The rate of a growing count since the previous call (`last` holds its time and value,
-/// replaced by this one): `None` on the first call, with no time elapsed, or after the count
-/// went back (a topic recreated).
-fn rate_since(last: &Mutex<Option<(u64, i64)>>, now_ms: u64, total: i64) -> Option<f64> {
+/// The rate at which per-partition offsets grew since the previous call (`last` holds its
+/// time and offsets, replaced by these), over the partitions both calls saw
+/// ([`crate::engine::kafka::advanced`]): `None` on the first call, with no time elapsed, or
+/// after an offset went back (a topic recreated).
+fn rate_since(
+    last: &Mutex<Option<(u64, BTreeMap<i32, i64>)>>,
+    now_ms: u64,
+    offsets: &BTreeMap<i32, i64>,
+) -> Option<f64> {
     let prev = last
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .replace((now_ms, total));
-    prev.and_then(|(t0, c0)| {
+        .replace((now_ms, offsets.clone()));
+    prev.and_then(|(t0, before)| {
         let dt = now_ms.saturating_sub(t0) as f64 / 1000.0;
-        (dt > 0.0 && total >= c0).then(|| (total - c0) as f64 / dt)
+        let n = crate::engine::kafka::advanced(&before, offsets)?;
+        (dt > 0.0).then(|| n as f64 / dt)
     })
 }
 
@@ -487,7 +493,7 @@ impl Collector for PrometheusCollector {
             Some(t) => match t.end_offsets().await {
                 Ok(ends) => {
                     ends_now = Some(ends.clone());
-                    rate_since(&self.last, now_ms, ends.values().sum())
+                    rate_since(&self.last, now_ms, &ends)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Input topic unavailable; arrival rate missing.");
@@ -505,8 +511,7 @@ impl Collector for PrometheusCollector {
                 let parts: Vec<i32> = ends.keys().copied().collect();
                 match g.committed(topic, &parts).await {
                     Ok(committed) => {
-                        consumed =
-                            rate_since(&self.last_committed, now_ms, committed.values().sum());
+                        consumed = rate_since(&self.last_committed, now_ms, &committed);
                         Some(consumer_group::lag(ends, &committed))
                     }
                     Err(e) => {
@@ -623,12 +628,30 @@ mod tests {
     }
 
     #[test]
-    fn a_count_becomes_a_rate_between_calls() {
+    fn offsets_become_a_rate_between_calls() {
         let last = Mutex::new(None);
-        assert_eq!(rate_since(&last, 1000, 100), None);
-        assert_eq!(rate_since(&last, 3000, 300), Some(100.0));
-        assert_eq!(rate_since(&last, 3000, 400), None, "no time elapsed");
-        assert_eq!(rate_since(&last, 4000, 10), None, "the count went back");
+        let at = |pairs: &[(i32, i64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        assert_eq!(rate_since(&last, 1000, &at(&[(0, 100)])), None);
+        assert_eq!(rate_since(&last, 3000, &at(&[(0, 300)])), Some(100.0));
+        assert_eq!(
+            rate_since(&last, 3000, &at(&[(0, 400)])),
+            None,
+            "no time elapsed"
+        );
+        assert_eq!(
+            rate_since(&last, 4000, &at(&[(0, 10)])),
+            None,
+            "an offset went back"
+        );
+        // A partition seen for the first time (added, or first committed) is not counted whole.
+        assert_eq!(
+            rate_since(&last, 5000, &at(&[(0, 110), (1, 1_000_000)])),
+            Some(100.0)
+        );
+        assert_eq!(
+            rate_since(&last, 6000, &at(&[(0, 160), (1, 1_000_050)])),
+            Some(100.0)
+        );
     }
 
     #[test]
