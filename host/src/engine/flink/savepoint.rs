@@ -11,8 +11,9 @@
 //! keeps the savepoint's path and reports the rescale as applied, so the loop polls
 //! `progress`, which resubmits from that savepoint on every poll until a run is accepted;
 //! past the loop's rescale timeout, `recover` goes on doing so on every tick the job is not
-//! ready (the error log names the savepoint for a manual resubmit). Before each retry it checks that no newer job of that name exists, so a run
-//! whose answer was lost is not submitted twice. A host restarted between the savepoint and
+//! ready (the error log names the savepoint for a manual resubmit). Before each retry it
+//! checks that no newer job of that name exists, so a run whose answer was lost is not
+//! submitted twice. A host restarted between the savepoint and
 //! the resubmit has lost that path: while the rescale is pending, `progress` finds the stopped
 //! job's stop-with-savepoint (`SYNC_SAVEPOINT`) in Flink's checkpoint statistics and resumes
 //! from it.
