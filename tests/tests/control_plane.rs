@@ -39,6 +39,11 @@ fn config(dir: &Path, head: &str, jobs: &[String]) -> RunConfig {
     RunConfig::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The config head for a store in `dir`.
+fn store_in(dir: &Path) -> String {
+    format!("[store]\npath = \"{}\"", dir.join("d.db").display())
+}
+
 async fn build_all(cfg: &RunConfig, parts: &HostParts) -> Vec<BuiltJob> {
     let mut out = Vec::new();
     for j in &cfg.jobs {
@@ -158,11 +163,7 @@ async fn guardrails_clamp_a_live_job_and_are_recorded() {
          [jobs.guardrails]\nmax_step_up = 2\nalign_to_divisors_of = 12\nmax_rescales_per_day = 3",
         "",
     );
-    let cfg = config(
-        dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
-        &[job],
-    );
+    let cfg = config(dir.path(), &store_in(dir.path()), &[job]);
     let parts = HostParts::new(&cfg, engine()).unwrap();
     let built = build_all(&cfg, &parts).await.pop().unwrap();
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -251,11 +252,7 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
         ),
         "speedup = 100.0",
     );
-    let cfg = config(
-        dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
-        &[job],
-    );
+    let cfg = config(dir.path(), &store_in(dir.path()), &[job]);
     let parts = HostParts::new(&cfg, engine()).unwrap();
     let built = build_all(&cfg, &parts).await.pop().unwrap();
     let shared: Arc<JobShared> = built.job.shared();
@@ -456,11 +453,7 @@ async fn editing_the_policy_file_swaps_it_and_a_broken_file_is_refused() {
     let policy = dir.path().join("policy.wasm");
     std::fs::copy(policy_path("ds2"), &policy).unwrap();
     let job = sim_job("watched", &policy, "", "speedup = 100.0");
-    let cfg = config(
-        dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
-        &[job],
-    );
+    let cfg = config(dir.path(), &store_in(dir.path()), &[job]);
     let parts = HostParts::new(&cfg, engine()).unwrap();
     let built = build_all(&cfg, &parts).await.pop().unwrap();
     let shared = built.job.shared();
@@ -814,11 +807,7 @@ instance_command = ["sh", "-c", "exec sleep 60"]
         policy_path("ds2").display(),
         daedalus_tests::fake_http::closed_port(),
     );
-    let cfg = config(
-        dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
-        &[job],
-    );
+    let cfg = config(dir.path(), &store_in(dir.path()), &[job]);
     let logs = dir.path().join(".daedalus-instances/ks");
     let started = |n: usize| {
         (0..4)
@@ -851,7 +840,7 @@ async fn a_pause_survives_a_host_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &store_in(dir.path()),
         &[sim_job("j", &policy_path("ds2"), "", "")],
     );
     let parts = HostParts::new(&cfg, engine()).unwrap();
@@ -881,7 +870,7 @@ async fn an_interrupted_rescale_is_not_re_sent_in_dry_run() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
+        &store_in(dir.path()),
         &[sim_job("j", &policy_path("ds2"), "", "")],
     );
     let parts = HostParts::new(&cfg, engine()).unwrap();
@@ -939,11 +928,7 @@ seed = 3
 "#,
         policy_path("static").display()
     );
-    let cfg = config(
-        dir.path(),
-        &format!("[store]\npath = \"{}\"", dir.path().join("d.db").display()),
-        &[job],
-    );
+    let cfg = config(dir.path(), &store_in(dir.path()), &[job]);
     let parts = HostParts::new(&cfg, engine()).unwrap();
     let mut l = build_all(&cfg, &parts).await.pop().unwrap().job;
     let t0 = 1_000_000_000_000u64;

@@ -362,6 +362,20 @@ async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
     wait_count(&job.output, report.sent, Duration::from_secs(60)).await;
 }
 
+/// The savepoint actuator for `job` through `rest`, resubmitting the word count as submitted.
+fn savepoint_actuator(rest: FlinkRest, job: &WordCountJob) -> SavepointRescaleActuator {
+    SavepointRescaleActuator::new(
+        rest,
+        JobSelector::Name(job.name.clone()),
+        Resubmit {
+            jar: WordCountJob::jar(),
+            args: WordCountJob::program_args(&job.name, 1000),
+            entry_class: None,
+            savepoint_timeout: Duration::from_secs(60),
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn savepoint_rescale_resubmits_the_job_without_losing_records() {
     services::up(&["kafka", "flink"]);
@@ -371,16 +385,7 @@ async fn savepoint_rescale_resubmits_the_job_without_losing_records() {
         .unwrap();
     let load = start_load(&job, vec![300; 60]);
     let _ = ready(&collector(&job), Duration::from_secs(90)).await;
-    let a = SavepointRescaleActuator::new(
-        rest(),
-        JobSelector::Name(job.name.clone()),
-        Resubmit {
-            jar: WordCountJob::jar(),
-            args: WordCountJob::program_args(&job.name, 1000),
-            entry_class: None,
-            savepoint_timeout: Duration::from_secs(60),
-        },
-    );
+    let a = savepoint_actuator(rest(), &job);
     let two = Target::job(2);
     let sw = Stopwatch::start();
     let detail = match a.apply(&two).await.unwrap() {
@@ -443,18 +448,7 @@ async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once_even_after_a
         ],
     }))
     .await;
-    let actuator = || {
-        SavepointRescaleActuator::new(
-            FlinkRest::new(&proxy.url, TIMEOUT).unwrap(),
-            JobSelector::Name(job.name.clone()),
-            Resubmit {
-                jar: WordCountJob::jar(),
-                args: WordCountJob::program_args(&job.name, 1000),
-                entry_class: None,
-                savepoint_timeout: Duration::from_secs(60),
-            },
-        )
-    };
+    let actuator = || savepoint_actuator(FlinkRest::new(&proxy.url, TIMEOUT).unwrap(), &job);
     let two = Target::job(2);
     let detail = match actuator().apply(&two).await.unwrap() {
         ApplyOutcome::Applied(d) => d,
