@@ -133,6 +133,29 @@ pub struct PolicyEvent {
     pub detail: String,
 }
 
+/// The active policy set through the API (a swap, a promotion, or a rollback to one of
+/// those), kept so a restarted host runs it again while the configuration it overrode is
+/// unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyOverride {
+    /// Job.
+    pub job: String,
+    /// When it became active, ms (the job's clock).
+    pub at_ms: u64,
+    /// What made it active: `api`, `promote:NAME`, `rollback`, `file-watch`.
+    pub source: String,
+    /// sha256 of the component.
+    pub digest: String,
+    /// The params it runs with.
+    pub params: Vec<(String, String)>,
+    /// The component's bytes (its file may be gone by the restart).
+    pub wasm: Vec<u8>,
+    /// The configured policy's digest when it was set.
+    pub basis_digest: String,
+    /// The configured params when it was set.
+    pub basis_params: Vec<(String, String)>,
+}
+
 /// A policy's saved digest and state blob.
 pub type SavedState = (String, Option<Vec<u8>>);
 
@@ -167,6 +190,10 @@ CREATE TABLE IF NOT EXISTS policy_state (
     PRIMARY KEY (job, slot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loop_state (
     job TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS policy_override (
+    job TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT NOT NULL, digest TEXT NOT NULL,
+    params TEXT NOT NULL, wasm BLOB NOT NULL, basis_digest TEXT NOT NULL,
+    basis_params TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS policy_events (
     id INTEGER PRIMARY KEY, job TEXT NOT NULL, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
     from_digest TEXT NOT NULL, to_digest TEXT NOT NULL, detail TEXT NOT NULL);
@@ -485,6 +512,70 @@ impl Store {
         Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
     }
 
+    /// Saves the job's policy override, replacing any earlier one.
+    pub fn put_policy_override(&self, o: &PolicyOverride) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO policy_override \
+             (job, at_ms, source, digest, params, wasm, basis_digest, basis_params) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                o.job,
+                o.at_ms as i64,
+                o.source,
+                o.digest,
+                serde_json::to_string(&o.params)?,
+                o.wasm,
+                o.basis_digest,
+                serde_json::to_string(&o.basis_params)?
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The job's policy override, if one is saved.
+    pub fn policy_override(&self, job: &str) -> Result<Option<PolicyOverride>, StoreError> {
+        type Row = (i64, String, String, String, Vec<u8>, String, String);
+        let row: Option<Row> = self
+            .conn()
+            .query_row(
+                "SELECT at_ms, source, digest, params, wasm, basis_digest, basis_params \
+                 FROM policy_override WHERE job = ?1",
+                params![job],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((at_ms, source, digest, params, wasm, basis_digest, basis_params)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(PolicyOverride {
+            job: job.into(),
+            at_ms: at_ms as u64,
+            source,
+            digest,
+            params: serde_json::from_str(&params)?,
+            wasm,
+            basis_digest,
+            basis_params: serde_json::from_str(&basis_params)?,
+        }))
+    }
+
+    /// Forgets the job's policy override (the configured policy is active again).
+    pub fn clear_policy_override(&self, job: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM policy_override WHERE job = ?1", params![job])?;
+        Ok(())
+    }
+
     /// Records a swap, rollback or promotion.
     pub fn put_policy_event(&self, e: &PolicyEvent) -> Result<(), StoreError> {
         self.conn().execute(
@@ -591,6 +682,34 @@ mod tests {
             explanation: serde_json::json!({"reason": "why", "metrics": []}),
             error: None,
         }
+    }
+
+    #[test]
+    fn a_policy_override_survives_reopening_and_is_replaced_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let o = PolicyOverride {
+            job: "j".into(),
+            at_ms: 5,
+            source: "api".into(),
+            digest: "ab".into(),
+            params: vec![("k".into(), "1".into())],
+            wasm: vec![0, 97, 115, 109],
+            basis_digest: "cd".into(),
+            basis_params: vec![],
+        };
+        Store::open(&path).unwrap().put_policy_override(&o).unwrap();
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.policy_override("j").unwrap(), Some(o.clone()));
+        assert_eq!(s.policy_override("other").unwrap(), None);
+        let o2 = PolicyOverride {
+            source: "promote:b".into(),
+            ..o
+        };
+        s.put_policy_override(&o2).unwrap();
+        assert_eq!(s.policy_override("j").unwrap(), Some(o2));
+        s.clear_policy_override("j").unwrap();
+        assert_eq!(s.policy_override("j").unwrap(), None);
     }
 
     #[test]

@@ -975,3 +975,97 @@ seed = 3
     }
     assert_eq!(replayed.len(), 2, "ds2 and the oracle");
 }
+
+/// A policy set through the API (a swap with new params, or a promoted shadow) is still the
+/// active one after a host restart, even when the file it came from is gone; once the
+/// configuration it overrode changes, the configuration wins and the override is forgotten.
+/// Before, a restart silently went back to the configured policy.
+#[tokio::test]
+async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_changes() {
+    use daedalus_host::live::shared::Request;
+    let dir = tempfile::tempdir().unwrap();
+    let shadow = format!(
+        "[[jobs.shadow]]\nname = \"cand\"\npolicy = \"{}\"",
+        policy_path("static").display()
+    );
+    let job = |params: &str| {
+        sim_job(
+            "j",
+            &policy_path("ds2"),
+            &format!("watch_policy = false\n{params}\n{shadow}"),
+            "",
+        )
+    };
+    let cfg = config(dir.path(), &store_in(dir.path()), &[job("")]);
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let start = async |cfg: &RunConfig, parts: &HostParts| {
+        build_job(cfg, &cfg.jobs[0], parts, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let digest_of =
+        |name: &str| daedalus_host::policy::sha256_hex(&std::fs::read(policy_path(name)).unwrap());
+    let hpa_params = vec![("target_cpu_utilization".to_string(), "0.5".to_string())];
+
+    // Swap to a copy of hpa with new params, then delete the copy.
+    let copy = dir.path().join("hpa-copy.wasm");
+    std::fs::copy(policy_path("hpa"), &copy).unwrap();
+    let mut built = start(&cfg, &parts).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    built.job.shared().request(Request::Swap {
+        path: copy.clone(),
+        sha256: None,
+        params: Some(hpa_params.clone()),
+        source: "api".into(),
+        reply: Some(tx),
+    });
+    built.job.cycle(1_000).await;
+    let ok = rx.await.unwrap().unwrap();
+    assert!(ok.starts_with("swapped"), "{ok}");
+    drop(built);
+    std::fs::remove_file(&copy).unwrap();
+
+    let mut built = start(&cfg, &parts).await;
+    assert_eq!(
+        built.job.policy_digest(),
+        digest_of("hpa"),
+        "the restart went back to ds2"
+    );
+    assert_eq!(built.job.settings().params, hpa_params);
+
+    // Promote the shadow: the restart resumes it as the active policy, not as a shadow too.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    built.job.shared().request(Request::Promote {
+        shadow: "cand".into(),
+        reply: Some(tx),
+    });
+    built.job.cycle(2_000).await;
+    rx.await.unwrap().unwrap();
+    drop(built);
+    let mut built = start(&cfg, &parts).await;
+    assert_eq!(built.job.policy_digest(), digest_of("static"));
+    built.job.cycle(3_000).await;
+    let status = built.job.shared().status();
+    assert!(status.shadows.is_empty(), "{:?}", status.shadows);
+    drop(built);
+
+    // The configuration changes (new params for the configured policy): it wins, and the
+    // override is forgotten for good.
+    let cfg = config(
+        dir.path(),
+        &store_in(dir.path()),
+        &[job("[jobs.params]\nscaling_factor = \"0.1\"")],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let built = start(&cfg, &parts).await;
+    assert_eq!(built.job.policy_digest(), digest_of("ds2"));
+    assert!(
+        parts
+            .store
+            .as_ref()
+            .unwrap()
+            .policy_override("j")
+            .unwrap()
+            .is_none()
+    );
+}

@@ -209,11 +209,16 @@ impl ProcessGroup {
     pub async fn scale_to(&self, n: u32) -> Result<(), EngineError> {
         self.desired.store(n, Ordering::SeqCst);
         let mut slots = self.slots.lock().await;
-        while slots.len() > n as usize {
-            let s = slots.pop().expect("non-empty");
-            let index = slots.len();
-            self.stop(index, s.child).await;
-        }
+        // Stopped together: one rebalance, and at most one stop timeout however many go.
+        let start = (n as usize).min(slots.len());
+        let surplus = slots.split_off(start);
+        futures_util::future::join_all(
+            surplus
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| self.stop(start + i, s.child)),
+        )
+        .await;
         self.grow(&mut slots, n)
     }
 
@@ -402,5 +407,36 @@ mod tests {
         let clock = crate::clock::Stopwatch::start();
         g.scale_to(0).await.unwrap();
         assert!(clock.elapsed() >= Duration::from_secs(2));
+    }
+
+    /// Instances scaled away get SIGTERM together: each one, on its SIGTERM, waits (up to
+    /// 10 s, beyond the 2 s stop timeout) for the other's, and leaves a mark only if it saw it.
+    /// Stopped one by one, the first is killed before the second hears anything.
+    #[tokio::test]
+    async fn instances_scaled_away_are_stopped_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = group(
+            dir.path(),
+            &[
+                "sh",
+                "-c",
+                "trap 'kill $!; touch term-{index}; for i in $(seq 100); do \
+                 if [ -e term-0 ] && [ -e term-1 ]; then touch saw-{index}; exit 0; fi; \
+                 sleep 0.1; done; exit 1' TERM; touch ready-{index}; sleep 30 & wait",
+            ],
+        );
+        g.scale_to(2).await.unwrap();
+        for i in 0..2 {
+            while !dir.path().join(format!("ready-{i}")).exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        g.scale_to(0).await.unwrap();
+        for i in 0..2 {
+            assert!(
+                dir.path().join(format!("saw-{i}")).exists(),
+                "instance {i} never saw the other's SIGTERM"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! | `GET /jobs/{job}/rescales` | rescale events with their measured duration (needs `[store]`) | read |
 //! | `GET /jobs/{job}/policy-events` | swaps, rollbacks, promotions (needs `[store]`) | read |
 //! | `POST /jobs/{job}/policy` `{"path": "...", "sha256": "...", "params": {...}}` | hot swap (sha256 and params optional; params replace the job's): validated, applied at the next tick, answered then | token |
-//! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy | token |
+//! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy (with `[store]`, a swapped or promoted policy survives a restart until the configured one changes) | token |
 //! | `POST /jobs/{job}/pause`, `POST /jobs/{job}/resume` | stop or restart acting (the job still decides and records) | token |
 //! | `GET /arms?since_hours=24&lag_threshold=10000` | split test: each arm's scorecard from live data (jobs' `arm`; needs `[store]`) | read |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) | read |

@@ -148,6 +148,10 @@ pub struct PolicyControl {
     /// The policy, params and state blob active before the last swap.
     last_good: Option<LastGood>,
     failures: u32,
+    /// What the configuration sets: the configured file's digest (as last loaded from it) and
+    /// the job's configured params. An override saved against another basis is not resumed.
+    basis_digest: String,
+    basis_params: Vec<(String, String)>,
 }
 
 impl PolicyControl {
@@ -165,6 +169,8 @@ impl PolicyControl {
             rollback_after,
             last_good: None,
             failures: 0,
+            basis_digest: String::new(),
+            basis_params: Vec::new(),
         }
     }
 }
@@ -249,7 +255,9 @@ impl JobLoop {
     }
 
     /// Enables swaps, file reloads and rollback of the active policy.
-    pub fn with_control(mut self, control: PolicyControl) -> Self {
+    pub fn with_control(mut self, mut control: PolicyControl) -> Self {
+        control.basis_digest = control.slot.active().digest().to_string();
+        control.basis_params = self.settings.params.clone();
         self.control = Some(control);
         self
     }
@@ -273,6 +281,11 @@ impl JobLoop {
     /// Rescales applied so far.
     pub fn rescales(&self) -> u32 {
         self.ls.rescale.count
+    }
+
+    /// The active policy's digest.
+    pub fn policy_digest(&self) -> String {
+        self.policy.digest()
     }
 
     /// The latest observation, if any.
@@ -319,6 +332,9 @@ impl JobLoop {
         if self.ls.paused {
             tracing::warn!(job = %name, "The job was paused before the restart and stays paused (POST /jobs/{{job}}/resume).");
             self.shared.set_paused(true);
+        }
+        if let Some(o) = store.policy_override(&name)? {
+            self.resume_override(&store, o).await;
         }
         let digest = self.policy.digest();
         if let Some((d, state)) = store.policy_state(&name, "active")?
@@ -404,6 +420,98 @@ impl JobLoop {
         tracing::info!(job = %name, observations = self.history.len(), rescales = self.ls.rescale.count,
             resumed_rescale = self.pending.is_some(), "Restored from the store.");
         Ok(())
+    }
+
+    /// Makes the policy set through the API before the restart active again, with its params,
+    /// if the configuration it overrode is unchanged; a changed configuration wins and the
+    /// override is forgotten. The configured policy stays the rollback target.
+    async fn resume_override(&mut self, store: &Store, o: crate::store::PolicyOverride) {
+        let name = self.settings.name.clone();
+        let forget = |why: &str| {
+            tracing::warn!(job = %name, digest = %short(&o.digest), source = %o.source,
+                "The policy set before the restart is not resumed: {why}; the configured policy runs.");
+            if let Err(e) = store.clear_policy_override(&name) {
+                tracing::error!(job = %name, error = %e, "Cannot forget the policy override.");
+            }
+        };
+        let Some(c) = self.control.as_ref() else {
+            forget("this job's policy cannot be swapped");
+            return;
+        };
+        if o.basis_digest != c.basis_digest || o.basis_params != c.basis_params {
+            forget("the configured policy or its params changed since it was set");
+            return;
+        }
+        if crate::policy::sha256_hex(&o.wasm) != o.digest {
+            forget("its saved bytes do not match its digest");
+            return;
+        }
+        let configured = c.slot.active();
+        if configured.digest() == o.digest && self.settings.params == o.params {
+            return;
+        }
+        let probe = crate::conformance::params_probe(
+            &o.params,
+            self.settings
+                .latency_objective
+                .map(|d| d.as_millis() as u64),
+        );
+        let slot = c.slot.clone();
+        let wasm = o.wasm.clone();
+        let loaded = if configured.digest() == o.digest {
+            // Same component, other params: only the params change (checked like a swap's).
+            Ok(())
+        } else {
+            tokio::task::spawn_blocking(move || slot.reload_bytes(&wasm, Some(&probe)).map(drop))
+                .await
+                .unwrap_or_else(|e| Err(crate::policy::LoadError::Host(e.to_string())))
+        };
+        if let Err(e) = loaded {
+            forget(&format!("it no longer loads ({e})"));
+            return;
+        }
+        let c = self.control.as_mut().expect("checked above");
+        c.last_good = Some((configured.clone(), self.settings.params.clone(), None));
+        self.settings.params = o.params.clone();
+        if let Some(shadow) = o.source.strip_prefix("promote:")
+            && let Some(i) = self
+                .shadows
+                .iter()
+                .position(|s| s.name == shadow && s.policy.digest() == o.digest)
+        {
+            // Promoted before the restart: it is the active policy, not a shadow any more.
+            self.shadows.remove(i);
+        }
+        tracing::warn!(job = %name, digest = %short(&o.digest), source = %o.source,
+            "Resumed the policy set before the restart (the configuration is unchanged since); the configured policy is its rollback target.");
+    }
+
+    /// Saves the active policy and params when they differ from the configured ones (so a
+    /// restart resumes them), and forgets any saved override when they are the configured
+    /// ones again.
+    fn persist_override(&self, source: &str, now_ms: u64) {
+        let (Some(store), Some(c)) = (&self.store, &self.control) else {
+            return;
+        };
+        let active = c.slot.active();
+        let result = if active.digest() == c.basis_digest && self.settings.params == c.basis_params
+        {
+            store.clear_policy_override(&self.settings.name)
+        } else {
+            store.put_policy_override(&crate::store::PolicyOverride {
+                job: self.settings.name.clone(),
+                at_ms: now_ms,
+                source: source.into(),
+                digest: active.digest().into(),
+                params: self.settings.params.clone(),
+                wasm: active.source().to_vec(),
+                basis_digest: c.basis_digest.clone(),
+                basis_params: c.basis_params.clone(),
+            })
+        };
+        if let Err(e) = result {
+            self.store_err("the active policy", e);
+        }
     }
 
     /// Runs one cycle at `now_ms`.
@@ -880,6 +988,7 @@ impl JobLoop {
         );
         tracing::warn!(job = %self.settings.name, from = %short(bad.digest()), to = %short(good.digest()), "Policy rolled back: {detail}.");
         self.event("rollback", bad.digest(), good.digest(), &detail, now_ms);
+        self.persist_override("rollback", now_ms);
     }
 
     fn event(&self, kind: &str, from: &str, to: &str, detail: &str, now_ms: u64) {
@@ -990,6 +1099,9 @@ impl JobLoop {
                 if source == "api" {
                     // The watcher follows the file the job was configured with.
                     tracing::info!(job = %self.settings.name, "Swapped through the API; the configured file stays watched.");
+                } else if source == "file-watch" {
+                    // The configured file changed: that is the configuration now.
+                    c.basis_digest = report.new_digest.clone();
                 }
                 if let Some(p) = params {
                     self.settings.params = p;
@@ -1013,6 +1125,7 @@ impl JobLoop {
                     &detail,
                     now_ms,
                 );
+                self.persist_override(source, now_ms);
                 Ok(format!(
                     "swapped to {}; {detail}",
                     short(&report.new_digest)
@@ -1055,6 +1168,7 @@ impl JobLoop {
         self.ls.previous = s.previous;
         let detail = format!("shadow {shadow:?} promoted to active");
         self.event("promote", old.digest(), candidate.digest(), &detail, now_ms);
+        self.persist_override(&format!("promote:{shadow}"), now_ms);
         Ok(detail)
     }
 

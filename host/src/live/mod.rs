@@ -635,12 +635,15 @@ pub async fn run(
         None => stop_signal().await?,
     }
     let _ = tx.send(true);
+    let mut stopped = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(job) => job.shutdown().await,
+            Ok(job) => stopped.push(job),
             Err(e) => tracing::error!(error = %e, "A job task panicked."),
         }
     }
+    // Every job's instances stop together: at most one stop timeout in all.
+    futures_util::future::join_all(stopped.iter().map(|j| j.shutdown())).await;
     if let Some(t) = api_task {
         match t.await {
             Ok(Err(e)) => tracing::error!(error = %e, "The API server failed."),

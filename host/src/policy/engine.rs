@@ -188,7 +188,14 @@ impl PolicyEngine {
             GuestPre::V0_1(bindings::v0_1::ScalingPolicyPre::new(pre).map_err(world_error)?)
         };
         let instantiate = clock.lap();
-        let mut policy = LoadedPolicy::new(self.clone(), pre, version, digest, import_names);
+        let mut policy = LoadedPolicy::new(
+            self.clone(),
+            pre,
+            version,
+            digest,
+            Arc::from(bytes),
+            import_names,
+        );
         let info = policy
             .describe_blocking(limits)
             .map_err(|e| LoadError::Validation(Box::new(e)))?;

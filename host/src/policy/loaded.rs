@@ -61,6 +61,7 @@ pub struct LoadedPolicy {
     pre: GuestPre,
     wit_version: &'static str,
     digest: String,
+    source: Arc<[u8]>,
     imports: Vec<String>,
     info: PolicyInfo,
     report: LoadReport,
@@ -90,6 +91,7 @@ impl LoadedPolicy {
         pre: GuestPre,
         wit_version: &'static str,
         digest: String,
+        source: Arc<[u8]>,
         imports: Vec<String>,
     ) -> Self {
         LoadedPolicy {
@@ -97,6 +99,7 @@ impl LoadedPolicy {
             pre,
             wit_version,
             digest,
+            source,
             imports,
             info: PolicyInfo {
                 name: "unknown".into(),
@@ -114,6 +117,12 @@ impl LoadedPolicy {
 
     pub(crate) fn set_report(&mut self, report: LoadReport) {
         self.report = report;
+    }
+
+    /// The component's bytes as loaded (what [`LoadedPolicy::digest`] hashes): kept so the
+    /// host can persist the active policy across restarts, whatever happens to its file.
+    pub fn source(&self) -> &[u8] {
+        &self.source
     }
 
     /// The policy's self-description.
