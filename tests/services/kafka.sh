@@ -3,6 +3,7 @@
 # Jars come from Maven Central via tests/services/kafka/pom.xml; state lives in $STATE/kafka.
 #   kafka.sh up | down | status
 #   kafka.sh topic NAME PARTITIONS    create a topic (idempotent)
+#   kafka.sh partitions NAME N        grow a topic to N partitions
 #   kafka.sh count TOPIC              exact number of committed records (read_committed)
 #   kafka.sh produce TOPIC            send stdin lines, one record per line (ConsoleProducer)
 # Env: KAFKA_PORT (default 9092; the controller listens on KAFKA_PORT+1), DAEDALUS_SERVICES_DIR.
@@ -118,6 +119,13 @@ topic() {
   "${TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --describe --topic "$1" | head -1
 }
 
+partitions() {
+  [ $# -eq 2 ] || die "usage: $0 partitions NAME N"
+  require_running
+  "${TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --alter \
+    --topic "$1" --partitions "$2"
+}
+
 count() {
   [ $# -eq 1 ] || die "usage: $0 count TOPIC"
   require_running
@@ -133,6 +141,6 @@ produce() {
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  up | down | status | topic | count | produce) "$cmd" "$@" ;;
-  *) echo "usage: $0 up|down|status|topic NAME PARTITIONS|count TOPIC|produce TOPIC" >&2; exit 2 ;;
+  up | down | status | topic | partitions | count | produce) "$cmd" "$@" ;;
+  *) echo "usage: $0 up|down|status|topic NAME PARTITIONS|partitions NAME N|count TOPIC|produce TOPIC" >&2; exit 2 ;;
 esac

@@ -65,6 +65,11 @@ pub fn topic(name: &str, partitions: u32) {
     sh("kafka.sh", &["topic", name, &partitions.to_string()]);
 }
 
+/// Grows a topic to `partitions` partitions.
+pub fn grow_topic(name: &str, partitions: u32) {
+    sh("kafka.sh", &["partitions", name, &partitions.to_string()]);
+}
+
 /// Committed records in a topic (read_committed).
 pub fn count(topic: &str) -> u64 {
     let out = sh("kafka.sh", &["count", topic]);

@@ -604,3 +604,44 @@ async fn a_group_nobody_joined_is_dead_with_nothing_committed() {
         10.0
     );
 }
+
+/// Partitions added to a job's input topic on the real broker are followed once the
+/// partition list is read again, and the interval in which one first shows counts only the
+/// partitions both samples hold: its records are not an arrival burst.
+#[tokio::test]
+async fn partitions_added_to_the_input_topic_are_followed_without_a_burst() {
+    use daedalus_host::engine::kafka::advanced;
+    services::up(&["kafka"]);
+    let topic = format!("ks-grow-{}", now_ms());
+    services::topic(&topic, 1);
+    let input = InputTopic::new(KAFKA, &topic, TIMEOUT).with_refresh(Duration::from_millis(1));
+    let before = input.end_offsets().await.unwrap();
+    assert_eq!(before.keys().copied().collect::<Vec<_>>(), [0]);
+    services::grow_topic(&topic, 2);
+    // A writer that sees both partitions (the broker's metadata may lag the alter a moment).
+    let mut writer = KafkaTopic::connect(KAFKA, &topic, TIMEOUT).await.unwrap();
+    for _ in 0..50 {
+        if writer.end_offsets().await.unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        writer = KafkaTopic::connect(KAFKA, &topic, TIMEOUT).await.unwrap();
+    }
+    // 30 records spread over both: 15 on the new partition 1, 15 on partition 0.
+    writer.produce(vec![b"x".to_vec(); 30], 1).await.unwrap();
+    let mut now = input.end_offsets().await.unwrap();
+    for _ in 0..50 {
+        if now.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = input.end_offsets().await.unwrap();
+    }
+    assert_eq!(now.get(&1), Some(&15), "{now:?}");
+    assert_eq!(now.get(&0), Some(&15), "{now:?}");
+    // The new partition's first 15 records are not counted as arrivals in this interval.
+    assert_eq!(advanced(&before, &now), Some(15));
+    writer.produce(vec![b"x".to_vec(); 4], 0).await.unwrap();
+    let later = input.end_offsets().await.unwrap();
+    assert_eq!(advanced(&now, &later), Some(4), "{later:?}");
+}

@@ -221,12 +221,13 @@ async fn within<T>(
 
 /// A job's input topic as the collector follows it: end offsets per partition, with a
 /// reconnect after any failure and every [`InputTopic::REFRESH`] (so partitions added to the
-/// topic are followed).
+/// topic are followed; [`InputTopic::with_refresh`] changes how often).
 #[derive(Debug)]
 pub struct InputTopic {
     bootstrap: String,
     topic: String,
     timeout: Duration,
+    refresh: Duration,
     conn: tokio::sync::Mutex<Option<(KafkaTopic, crate::clock::Stopwatch)>>,
 }
 
@@ -254,8 +255,15 @@ impl InputTopic {
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
             timeout,
+            refresh: Self::REFRESH,
             conn: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Reads the partition list again every `every` instead of every [`InputTopic::REFRESH`].
+    pub fn with_refresh(mut self, every: Duration) -> Self {
+        self.refresh = every;
+        self
     }
 
     /// The topic name.
@@ -263,7 +271,7 @@ impl InputTopic {
         &self.topic
     }
 
-    /// How often the partition list is read again.
+    /// How often the partition list is read again, by default.
     pub const REFRESH: Duration = Duration::from_secs(60);
 
     /// Each partition's end offset now.
@@ -271,7 +279,7 @@ impl InputTopic {
         let mut conn = self.conn.lock().await;
         if conn
             .as_ref()
-            .is_none_or(|(_, age)| age.elapsed() >= Self::REFRESH)
+            .is_none_or(|(_, age)| age.elapsed() >= self.refresh)
         {
             let topic = KafkaTopic::connect(&self.bootstrap, &self.topic, self.timeout).await?;
             *conn = Some((topic, crate::clock::Stopwatch::start()));
