@@ -192,12 +192,16 @@ CREATE TABLE IF NOT EXISTS loop_state (
     job TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS policy_override (
     job TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT NOT NULL, digest TEXT NOT NULL,
-    params TEXT NOT NULL, wasm BLOB NOT NULL, basis_digest TEXT NOT NULL,
-    basis_params TEXT NOT NULL) WITHOUT ROWID;
+    params TEXT NOT NULL, basis_digest TEXT NOT NULL, basis_params TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS policy_component (digest TEXT PRIMARY KEY, wasm BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS policy_events (
     id INTEGER PRIMARY KEY, job TEXT NOT NULL, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
     from_digest TEXT NOT NULL, to_digest TEXT NOT NULL, detail TEXT NOT NULL);
 ";
+
+/// Deletes the saved components no override refers to.
+const ORPHAN_COMPONENTS: &str =
+    "DELETE FROM policy_component WHERE digest NOT IN (SELECT digest FROM policy_override)";
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
@@ -512,23 +516,31 @@ impl Store {
         Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
     }
 
-    /// Saves the job's policy override, replacing any earlier one.
+    /// Saves the job's policy override, replacing any earlier one. The component's bytes are
+    /// kept once per digest, however many jobs it overrides.
     pub fn put_policy_override(&self, o: &PolicyOverride) -> Result<(), StoreError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO policy_component (digest, wasm) VALUES (?1, ?2)",
+            params![o.digest, o.wasm],
+        )?;
+        tx.execute(
             "INSERT OR REPLACE INTO policy_override \
-             (job, at_ms, source, digest, params, wasm, basis_digest, basis_params) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (job, at_ms, source, digest, params, basis_digest, basis_params) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 o.job,
                 o.at_ms as i64,
                 o.source,
                 o.digest,
                 serde_json::to_string(&o.params)?,
-                o.wasm,
                 o.basis_digest,
                 serde_json::to_string(&o.basis_params)?
             ],
         )?;
+        tx.execute(ORPHAN_COMPONENTS, [])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -538,8 +550,9 @@ impl Store {
         let row: Option<Row> = self
             .conn()
             .query_row(
-                "SELECT at_ms, source, digest, params, wasm, basis_digest, basis_params \
-                 FROM policy_override WHERE job = ?1",
+                "SELECT o.at_ms, o.source, o.digest, o.params, c.wasm, o.basis_digest, \
+                 o.basis_params FROM policy_override o \
+                 JOIN policy_component c ON c.digest = o.digest WHERE o.job = ?1",
                 params![job],
                 |r| {
                     Ok((
@@ -569,10 +582,14 @@ impl Store {
         }))
     }
 
-    /// Forgets the job's policy override (the configured policy is active again).
+    /// Forgets the job's policy override (the configured policy is active again), and the
+    /// component's bytes once no job's override uses them.
     pub fn clear_policy_override(&self, job: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM policy_override WHERE job = ?1", params![job])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM policy_override WHERE job = ?1", params![job])?;
+        tx.execute(ORPHAN_COMPONENTS, [])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -704,12 +721,40 @@ mod tests {
         assert_eq!(s.policy_override("other").unwrap(), None);
         let o2 = PolicyOverride {
             source: "promote:b".into(),
-            ..o
+            ..o.clone()
         };
         s.put_policy_override(&o2).unwrap();
-        assert_eq!(s.policy_override("j").unwrap(), Some(o2));
+        assert_eq!(s.policy_override("j").unwrap(), Some(o2.clone()));
+        // Another job overridden by the same component: its bytes are kept once.
+        let other = PolicyOverride {
+            job: "k".into(),
+            ..o2
+        };
+        s.put_policy_override(&other).unwrap();
+        let components = |s: &Store| -> i64 {
+            s.conn()
+                .query_row("SELECT count(*) FROM policy_component", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(components(&s), 1);
         s.clear_policy_override("j").unwrap();
         assert_eq!(s.policy_override("j").unwrap(), None);
+        assert_eq!(s.policy_override("k").unwrap(), Some(other));
+        assert_eq!(components(&s), 1);
+        // Replaced by another component, then cleared: no bytes are left behind.
+        let newer = PolicyOverride {
+            digest: "ef".into(),
+            wasm: vec![1, 2],
+            ..o
+        };
+        s.put_policy_override(&PolicyOverride {
+            job: "k".into(),
+            ..newer
+        })
+        .unwrap();
+        assert_eq!(components(&s), 1);
+        s.clear_policy_override("k").unwrap();
+        assert_eq!(components(&s), 0);
     }
 
     #[test]
