@@ -993,7 +993,7 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
             "j",
             &policy_path("ds2"),
             &format!("watch_policy = false\n{params}\n{shadow}"),
-            "",
+            "speedup = 100.0",
         )
     };
     let cfg = config(dir.path(), &store_in(dir.path()), &[job("")]);
@@ -1032,6 +1032,10 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
         "the restart went back to ds2"
     );
     assert_eq!(built.job.settings().params, hpa_params);
+    assert_eq!(
+        built.job.shared().status().policy_set_by.as_deref(),
+        Some("api")
+    );
 
     // Promote the shadow: the restart resumes it as the active policy, not as a shadow too.
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -1044,8 +1048,17 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
     drop(built);
     let mut built = start(&cfg, &parts).await;
     assert_eq!(built.job.policy_digest(), digest_of("static"));
-    built.job.cycle(3_000).await;
+    // Until the first decision after the restart (the simulated job needs two samples).
+    for i in 0..200 {
+        built.job.cycle(3_000 + i * 1_000).await;
+        if !built.job.shared().status().policy.digest.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = built.job.shared().status();
+    assert_eq!(status.policy.digest, digest_of("static"), "{status:?}");
+    assert_eq!(status.policy_set_by.as_deref(), Some("promote:cand"));
     assert!(status.shadows.is_empty(), "{:?}", status.shadows);
     drop(built);
 
@@ -1059,6 +1072,7 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
     let parts = HostParts::new(&cfg, engine()).unwrap();
     let built = start(&cfg, &parts).await;
     assert_eq!(built.job.policy_digest(), digest_of("ds2"));
+    assert_eq!(built.job.shared().status().policy_set_by, None);
     assert!(
         parts
             .store

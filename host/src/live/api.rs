@@ -3,7 +3,7 @@
 //! | method and path | what | auth |
 //! | --- | --- | --- |
 //! | `GET /health` | `{"status": "ok", "jobs": N}` | read |
-//! | `GET /jobs` | every job's status: current and desired parallelism, active and shadow policies with their divergence, the last decision | read |
+//! | `GET /jobs` | every job's status: current and desired parallelism, active and shadow policies with their divergence (`policy_set_by` while the active policy is not the configured one), the last decision | read |
 //! | `GET /jobs/{job}` | one job's status with its recent decisions | read |
 //! | `GET /jobs/{job}/decisions?limit=100&role=active` | decision history, newest first (needs `[store]` beyond the last 50) | read |
 //! | `GET /jobs/{job}/rescales` | rescale events with their measured duration (needs `[store]`) | read |

@@ -152,6 +152,8 @@ pub struct PolicyControl {
     /// the job's configured params. An override saved against another basis is not resumed.
     basis_digest: String,
     basis_params: Vec<(String, String)>,
+    /// Who set the active policy, while it is not the configured one.
+    set_by: Option<String>,
 }
 
 impl PolicyControl {
@@ -171,6 +173,7 @@ impl PolicyControl {
             failures: 0,
             basis_digest: String::new(),
             basis_params: Vec::new(),
+            set_by: None,
         }
     }
 }
@@ -472,6 +475,9 @@ impl JobLoop {
         }
         let c = self.control.as_mut().expect("checked above");
         c.last_good = Some((configured.clone(), self.settings.params.clone(), None));
+        c.set_by = Some(o.source.clone());
+        self.shared
+            .update(|s| s.policy_set_by = Some(o.source.clone()));
         self.settings.params = o.params.clone();
         if let Some(shadow) = o.source.strip_prefix("promote:")
             && let Some(i) = self
@@ -489,13 +495,20 @@ impl JobLoop {
     /// Saves the active policy and params when they differ from the configured ones (so a
     /// restart resumes them), and forgets any saved override when they are the configured
     /// ones again.
-    fn persist_override(&self, source: &str, now_ms: u64) {
-        let (Some(store), Some(c)) = (&self.store, &self.control) else {
+    fn persist_override(&mut self, source: &str, now_ms: u64) {
+        let Some(c) = self.control.as_mut() else {
             return;
         };
         let active = c.slot.active();
-        let result = if active.digest() == c.basis_digest && self.settings.params == c.basis_params
-        {
+        let configured =
+            active.digest() == c.basis_digest && self.settings.params == c.basis_params;
+        c.set_by = (!configured).then(|| source.to_string());
+        let set_by = c.set_by.clone();
+        self.shared.update(|s| s.policy_set_by = set_by);
+        let (Some(store), Some(c)) = (&self.store, &self.control) else {
+            return;
+        };
+        let result = if configured {
             store.clear_policy_override(&self.settings.name)
         } else {
             store.put_policy_override(&crate::store::PolicyOverride {
@@ -793,8 +806,10 @@ impl JobLoop {
                 divergence: s.divergence.clone(),
             })
             .collect();
+        let set_by = self.control.as_ref().and_then(|c| c.set_by.clone());
         self.shared.update(|s| {
             s.desired = Some(target_job);
+            s.policy_set_by = set_by;
             s.policy = PolicyRef {
                 name: policy_name,
                 digest,

@@ -127,6 +127,9 @@ pub struct JobStatus {
     pub dry_run: bool,
     /// The active policy.
     pub policy: PolicyRef,
+    /// Who set the active policy when it is not the configured one (with its params): `api`,
+    /// `file-watch`, `promote:NAME` or `rollback`; kept across a host restart with a store.
+    pub policy_set_by: Option<String>,
     /// Shadow candidates.
     pub shadows: Vec<ShadowStatus>,
     /// What the last cycle did.
