@@ -417,13 +417,37 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
     )
     .await;
     assert!(shared.status().shadows.is_empty());
+    assert_eq!(
+        shared.status().policy_set_by.as_deref(),
+        Some("promote:hpa")
+    );
+
+    // Back to the configured policy and params.
+    let (s, _) = api.post("/jobs/live/policy/reset", None, None).await;
+    assert_eq!(s, 401);
+    let (s, body) = api
+        .post("/jobs/live/policy/reset", Some(api.token), None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    wait_for(
+        async || {
+            let st = shared.status();
+            st.policy.name == "ds2" && st.policy_set_by.is_none()
+        },
+        "ds2 to decide again after the reset",
+    )
+    .await;
+    assert!(store.policy_override("live").unwrap().is_none());
     let kinds: Vec<String> = store
         .policy_events("live")
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(kinds, vec!["swap-refused", "swap", "rollback", "promote"]);
+    assert_eq!(
+        kinds,
+        vec!["swap-refused", "swap", "rollback", "promote", "swap"]
+    );
 
     let (s, body) = api.get("/jobs/live/decisions?limit=5&role=hpa").await;
     assert_eq!(s, 200);
@@ -1082,4 +1106,55 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
             .unwrap()
             .is_none()
     );
+}
+
+/// A swap to the component already active with new params applies the params (checked like
+/// any swap's); before, it answered "unchanged" and kept the old ones.
+#[tokio::test]
+async fn a_swap_to_the_active_component_with_new_params_applies_them() {
+    use daedalus_host::live::shared::Request;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "",
+        &[sim_job(
+            "j",
+            &policy_path("ds2"),
+            "watch_policy = false",
+            "",
+        )],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let mut built = build_job(&cfg, &cfg.jobs[0], &parts, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let shared = built.job.shared();
+    let mut swap = async |params: Option<&[(&str, &str)]>| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        shared.request(Request::Swap {
+            path: policy_path("ds2"),
+            sha256: None,
+            params: params.map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            source: "api".into(),
+            reply: Some(tx),
+        });
+        built.job.cycle(1_000).await;
+        let answer = rx.await.unwrap();
+        (answer, built.job.settings().params.clone())
+    };
+    let (answer, params) = swap(None).await;
+    assert!(answer.unwrap().starts_with("unchanged"));
+    assert!(params.is_empty(), "{params:?}");
+    let (answer, params) = swap(Some(&[("scaling_factor", "-3")])).await;
+    assert!(answer.unwrap_err().contains("scaling_factor"));
+    assert!(params.is_empty(), "{params:?}");
+    let (answer, params) = swap(Some(&[("scaling_factor", "0.2")])).await;
+    assert!(answer.unwrap().starts_with("swapped"));
+    assert_eq!(params, [("scaling_factor".to_string(), "0.2".to_string())]);
+    let (answer, _) = swap(Some(&[("scaling_factor", "0.2")])).await;
+    assert!(answer.unwrap().starts_with("unchanged"));
 }

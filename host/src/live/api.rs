@@ -9,6 +9,7 @@
 //! | `GET /jobs/{job}/rescales` | rescale events with their measured duration (needs `[store]`) | read |
 //! | `GET /jobs/{job}/policy-events` | swaps, rollbacks, promotions (needs `[store]`) | read |
 //! | `POST /jobs/{job}/policy` `{"path": "...", "sha256": "...", "params": {...}}` | hot swap (sha256 and params optional; params replace the job's): validated, applied at the next tick, answered then | token |
+//! | `POST /jobs/{job}/policy/reset` | back to the configured policy file and params (validated like a swap) | token |
 //! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy (with `[store]`, a swapped or promoted policy survives a restart until the configured one changes) | token |
 //! | `POST /jobs/{job}/pause`, `POST /jobs/{job}/resume` | stop or restart acting (the job still decides and records) | token |
 //! | `GET /arms?since_hours=24&lag_threshold=10000` | split test: each arm's scorecard from live data (jobs' `arm`; needs `[store]`) | read |
@@ -139,6 +140,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{job}/rescales", get(rescales))
         .route("/jobs/{job}/policy-events", get(policy_events))
         .route("/jobs/{job}/policy", post(swap))
+        .route("/jobs/{job}/policy/reset", post(reset))
         .route("/jobs/{job}/promote", post(promote))
         .route("/jobs/{job}/pause", post(pause))
         .route("/jobs/{job}/resume", post(resume))
@@ -310,6 +312,14 @@ async fn swap(
         source: "api".into(),
         reply: Some(tx),
     });
+    wait(&s, rx).await
+}
+
+async fn reset(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    s.check(&h, true)?;
+    let job = s.job(&name)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    job.request(Request::Reset { reply: Some(tx) });
     wait(&s, rx).await
 }
 

@@ -1054,6 +1054,19 @@ impl JobLoop {
                         let _ = tx.send(result);
                     }
                 }
+                Request::Reset { reply } => {
+                    let result = match &self.control {
+                        Some(c) => {
+                            let (path, sha256) = (c.path.clone(), c.sha256.clone());
+                            let params = Some(c.basis_params.clone());
+                            self.swap(path, sha256, params, "reset", now_ms).await
+                        }
+                        None => Err("this job's policy cannot be swapped (not a component)".into()),
+                    };
+                    if let Some(tx) = reply {
+                        let _ = tx.send(result);
+                    }
+                }
                 Request::Promote { shadow, reply } => {
                     let result = self.promote(&shadow, now_ms);
                     if let Some(tx) = reply {
@@ -1093,9 +1106,12 @@ impl JobLoop {
             probe.params = params.clone();
         }
         let p2 = path.clone();
+        // New params are checked and applied even with the same component.
+        let same_params = params.as_ref().is_none_or(|p| *p == self.settings.params);
         let result = tokio::task::spawn_blocking(move || {
-            // Same file, same bytes: nothing to do.
-            if let Ok(bytes) = std::fs::read(&p2)
+            // Same file, same bytes, same params: nothing to do.
+            if same_params
+                && let Ok(bytes) = std::fs::read(&p2)
                 && crate::policy::sha256_hex(&bytes) == old.digest()
             {
                 return Ok(None);
@@ -1106,7 +1122,15 @@ impl JobLoop {
         .await
         .map_err(|e| format!("swap did not complete: {e}"))?;
         match result {
-            Ok(None) => Ok("unchanged: the file holds the active policy".into()),
+            Ok(None) => {
+                if source == "reset" {
+                    // The configured file holds the active policy: that is the configuration.
+                    let c = self.control.as_mut().expect("checked above");
+                    c.basis_digest = self.policy.digest();
+                    self.persist_override(source, now_ms);
+                }
+                Ok("unchanged: the file holds the active policy".into())
+            }
             Ok(Some(report)) => {
                 let c = self.control.as_mut().expect("checked above");
                 c.last_good = Some((before, self.settings.params.clone(), self.state.clone()));
@@ -1114,8 +1138,8 @@ impl JobLoop {
                 if source == "api" {
                     // The watcher follows the file the job was configured with.
                     tracing::info!(job = %self.settings.name, "Swapped through the API; the configured file stays watched.");
-                } else if source == "file-watch" {
-                    // The configured file changed: that is the configuration now.
+                } else if source == "file-watch" || source == "reset" {
+                    // The configured file as it is now: that is the configuration.
                     c.basis_digest = report.new_digest.clone();
                 }
                 if let Some(p) = params {

@@ -21,8 +21,14 @@ pub enum Request {
         sha256: Option<String>,
         /// New policy parameters (default: keep the job's).
         params: Option<Vec<(String, String)>>,
-        /// Who asked (`api`, `file-watch`).
+        /// Who asked (`api`, `file-watch`, `reset`).
         source: String,
+        /// The outcome, for the caller.
+        reply: Option<oneshot::Sender<Result<String, String>>>,
+    },
+    /// Go back to the configured policy file with the configured params (validated like a
+    /// swap).
+    Reset {
         /// The outcome, for the caller.
         reply: Option<oneshot::Sender<Result<String, String>>>,
     },
