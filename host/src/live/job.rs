@@ -462,7 +462,8 @@ impl JobLoop {
         let slot = c.slot.clone();
         let wasm = o.wasm.clone();
         let loaded = if configured.digest() == o.digest {
-            // Same component, other params: only the params change (checked like a swap's).
+            // Same component, other params: only the params change (checked when they were
+            // set, against these same bytes).
             Ok(())
         } else {
             tokio::task::spawn_blocking(move || slot.reload_bytes(&wasm, Some(&probe)).map(drop))
