@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
-    init_tracing(&args.log_level);
+    init_tracing(args.log_filter());
     match cli::run(args) {
         Ok(code) => code,
         // The reader of stdout went away (`daedalus ... | head`): nothing more to say.

@@ -583,3 +583,46 @@ fn policy_new_python_scaffolds_a_project_that_builds_and_passes_the_kit() {
         INTERPRETED_KIT_LIMITS,
     );
 }
+
+/// `daedalus run` logs at `info` by default (what it watches, so a first run shows it is
+/// working), and `--log-level` overrides that; other commands stay quiet at `warn`.
+#[test]
+fn run_logs_at_info_by_default_and_other_commands_at_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"tick_secs = 1
+[[jobs]]
+name = "sim"
+policy = "{}"
+max_parallelism = 4
+[jobs.simulated]
+trace = "step:low=20000,high=150000,at=300,duration=7200"
+"#,
+            artifact("static.wasm").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (code, _, err) = daedalus(&["run", "--config", config, "--duration-secs", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Watching job."), "{err}");
+    assert!(!err.contains("DEBUG"), "{err}");
+    let (code, _, err) = daedalus(&[
+        "run",
+        "--config",
+        config,
+        "--duration-secs",
+        "1",
+        "--log-level",
+        "warn",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("Watching job."), "{err}");
+    let path = artifact("hpa.wasm");
+    let (code, _, err) = daedalus(&["policy", "inspect", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+}

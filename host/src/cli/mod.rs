@@ -35,9 +35,10 @@ use std::path::PathBuf;
 #[command(name = "daedalus", version, about)]
 pub(crate) struct Cli {
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive);
-    /// the `DAEDALUS_LOG` environment variable overrides it.
-    #[arg(long, global = true, default_value = "warn")]
-    pub(crate) log_level: String,
+    /// the `DAEDALUS_LOG` environment variable overrides it. Default: `info` for `run` (jobs
+    /// watched, rescales, swaps; each decision at `debug`), `warn` for the other commands.
+    #[arg(long, global = true)]
+    pub(crate) log_level: Option<String>,
 
     /// Directory for precompiled policies (default: `$XDG_CACHE_HOME/daedalus` or
     /// `~/.cache/daedalus`).
@@ -77,6 +78,17 @@ pub(crate) enum Command {
     /// Measure a live job (capacity per parallelism, rescale downtimes) and write a simulator
     /// profile for it.
     Calibrate(calibrate_cmd::CalibrateArgs),
+}
+
+impl Cli {
+    /// The log filter: the one given, else the command's default.
+    pub(crate) fn log_filter(&self) -> &str {
+        match (&self.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, Command::Run(_)) => "info",
+            (None, _) => "warn",
+        }
+    }
 }
 
 /// Runs the parsed command.

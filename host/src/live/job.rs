@@ -757,18 +757,29 @@ impl JobLoop {
             });
         }
         let fmt = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0}"));
-        tracing::info!(
-            job = %name,
-            policy = %policy_name,
-            input_rate = %fmt(obs.input_records_per_sec),
-            lag = %fmt(obs.lag_records),
-            current,
-            proposed = proposed_job,
-            target = applied_p,
-            clamped = ?clamped_by,
-            reason = %decision.explanation.reason,
-            "Decision."
-        );
+        // One line per decision: at info when it would change the parallelism, else at debug
+        // (a steady fleet logs nothing at info).
+        macro_rules! decision {
+            ($level:ident) => {
+                tracing::$level!(
+                    job = %name,
+                    policy = %policy_name,
+                    input_rate = %fmt(obs.input_records_per_sec),
+                    lag = %fmt(obs.lag_records),
+                    current,
+                    proposed = proposed_job,
+                    target = applied_p,
+                    clamped = ?clamped_by,
+                    reason = %decision.explanation.reason,
+                    "Decision."
+                )
+            };
+        }
+        if proposed_job != current || applied_p != current {
+            decision!(info);
+        } else {
+            decision!(debug);
+        }
         self.ls.previous = Some(PreviousOutcome {
             proposed_parallelism: proposed_job,
             applied_parallelism: applied_p,
