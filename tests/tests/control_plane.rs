@@ -757,45 +757,53 @@ async fn a_job_with_params_its_policy_refuses_does_not_start() {
         .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
+/// One simulated job `j` on `ds2` that does not watch its policy file, with no store.
+async fn unwatched_ds2_job(dir: &Path) -> BuiltJob {
+    let job = sim_job("j", &policy_path("ds2"), "watch_policy = false", "");
+    let cfg = config(dir, "", &[job]);
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    build_job(&cfg, &cfg.jobs[0], &parts, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Asks `built` for an API swap to `path` (with `params`, or keeping the job's), runs one
+/// cycle at `now_ms` to handle it, and returns the answer.
+async fn request_swap(
+    built: &mut BuiltJob,
+    path: PathBuf,
+    params: Option<&[(&str, &str)]>,
+    now_ms: u64,
+) -> Result<String, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    built
+        .job
+        .shared()
+        .request(daedalus_host::live::shared::Request::Swap {
+            path,
+            sha256: None,
+            params: params.map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            source: "api".into(),
+            reply: Some(tx),
+        });
+    built.job.cycle(now_ms).await;
+    rx.await.unwrap()
+}
+
 /// A swap asked for before the job's first observation is checked as one after it: an
 /// undocumented key or a value the new policy refuses keeps the old policy active (before,
 /// with no last input to probe, such a swap went through unchecked); good params swap.
 #[tokio::test]
 async fn a_swap_before_the_first_observation_is_still_checked() {
-    use daedalus_host::live::shared::Request;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        "",
-        &[sim_job(
-            "j",
-            &policy_path("ds2"),
-            "watch_policy = false",
-            "",
-        )],
-    );
-    let parts = HostParts::new(&cfg, engine()).unwrap();
-    let mut built = build_job(&cfg, &cfg.jobs[0], &parts, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let shared = built.job.shared();
+    let mut built = unwatched_ds2_job(dir.path()).await;
+    // The first cycle handles the request before it collects anything.
     let mut swap = async |params: &[(&str, &str)]| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        shared.request(Request::Swap {
-            path: policy_path("hpa"),
-            sha256: None,
-            params: Some(
-                params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            source: "api".into(),
-            reply: Some(tx),
-        });
-        // The first cycle handles the request before it collects anything.
-        built.job.cycle(1_000).await;
-        rx.await.unwrap()
+        request_swap(&mut built, policy_path("hpa"), Some(params), 1_000).await
     };
     let err = swap(&[("target_utilization", "0.7")]).await.unwrap_err();
     assert!(
@@ -1035,16 +1043,14 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
     let copy = dir.path().join("hpa-copy.wasm");
     std::fs::copy(policy_path("hpa"), &copy).unwrap();
     let mut built = start(&cfg, &parts).await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    built.job.shared().request(Request::Swap {
-        path: copy.clone(),
-        sha256: None,
-        params: Some(hpa_params.clone()),
-        source: "api".into(),
-        reply: Some(tx),
-    });
-    built.job.cycle(1_000).await;
-    let ok = rx.await.unwrap().unwrap();
+    let ok = request_swap(
+        &mut built,
+        copy.clone(),
+        Some(&[("target_cpu_utilization", "0.5")]),
+        1_000,
+    )
+    .await
+    .unwrap();
     assert!(ok.starts_with("swapped"), "{ok}");
     drop(built);
     std::fs::remove_file(&copy).unwrap();
@@ -1112,38 +1118,10 @@ async fn a_policy_set_through_the_api_survives_a_host_restart_until_the_config_c
 /// any swap's); before, it answered "unchanged" and kept the old ones.
 #[tokio::test]
 async fn a_swap_to_the_active_component_with_new_params_applies_them() {
-    use daedalus_host::live::shared::Request;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        "",
-        &[sim_job(
-            "j",
-            &policy_path("ds2"),
-            "watch_policy = false",
-            "",
-        )],
-    );
-    let parts = HostParts::new(&cfg, engine()).unwrap();
-    let mut built = build_job(&cfg, &cfg.jobs[0], &parts, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let shared = built.job.shared();
+    let mut built = unwatched_ds2_job(dir.path()).await;
     let mut swap = async |params: Option<&[(&str, &str)]>| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        shared.request(Request::Swap {
-            path: policy_path("ds2"),
-            sha256: None,
-            params: params.map(|p| {
-                p.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            }),
-            source: "api".into(),
-            reply: Some(tx),
-        });
-        built.job.cycle(1_000).await;
-        let answer = rx.await.unwrap();
+        let answer = request_swap(&mut built, policy_path("ds2"), params, 1_000).await;
         (answer, built.job.settings().params.clone())
     };
     let (answer, params) = swap(None).await;
