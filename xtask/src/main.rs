@@ -1,7 +1,9 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //!
 //! - `build-policies`: make sure the `wasm32-wasip2` target is installed, build every policy
-//!   component and the sandbox-test guests, and copy them to `target/policies/`;
+//!   component and the sandbox-test guests, and copy them to `target/policies/` under the
+//!   workspace root (a fixed place the example configs and tests name, wherever cargo's target
+//!   directory is: `CARGO_TARGET_DIR` and `build.target-dir` are honoured for the build itself);
 //! - `simulate [ARGS]`: build-policies, then `daedalus simulate` (release build) with ARGS,
 //!   by default on the bundled advertising trace: the README's quick start;
 //! - `bench-policies [ARGS]`: build-policies, then `daedalus bench-policies` (release);
@@ -131,7 +133,7 @@ fn build_policies(root: &Path) -> Result<()> {
         cmd.args(["-p", pkg]);
     }
     run(&mut cmd)?;
-    let built = root.join("target").join(TARGET).join("release");
+    let built = cargo_target_dir(root)?.join(TARGET).join("release");
     let out = root.join("target/policies");
     std::fs::create_dir_all(out.join("testing"))?;
     for (dir, list) in [(out.clone(), POLICIES), (out.join("testing"), TEST_GUESTS)] {
@@ -144,6 +146,29 @@ fn build_policies(root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Cargo's target directory as cargo resolves it (`CARGO_TARGET_DIR`, `build.target-dir`, or
+/// `target/` under the workspace root), from `cargo metadata`.
+fn cargo_target_dir(root: &Path) -> Result<PathBuf> {
+    let out = cargo()
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed invalid JSON")?;
+    let dir = meta
+        .get("target_directory")
+        .and_then(serde_json::Value::as_str)
+        .context("cargo metadata names no target_directory")?;
+    Ok(PathBuf::from(dir))
 }
 
 /// Builds the components and runs every test. The engine tests start the real services they
