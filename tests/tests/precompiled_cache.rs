@@ -1,7 +1,9 @@
-//! The on-disk precompiled cache survives restarts and recovers from damage.
+//! The on-disk precompiled cache survives restarts and recovers from damage; in one engine, a
+//! component loaded again while a copy is held shares that copy's compiled code and bytes.
 
 use daedalus_host::policy::{EngineOptions, PolicyEngine, PolicyLimits};
-use daedalus_tests::policy_path;
+use daedalus_tests::{input, policy_path};
+use std::time::Duration;
 
 fn engine_in(dir: &std::path::Path) -> std::sync::Arc<PolicyEngine> {
     PolicyEngine::new(EngineOptions {
@@ -69,4 +71,37 @@ fn the_cache_is_keyed_by_engine_configuration() {
         .to_string();
     assert_eq!(key.len(), 24);
     assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn loading_held_bytes_again_shares_the_compiled_code_until_the_last_copy_goes() {
+    // No disk cache: sharing is in memory, whatever the cache does.
+    let engine = PolicyEngine::new(EngineOptions::default()).unwrap();
+    let limits = PolicyLimits::default();
+    let load = |name: &str| engine.load_file(&policy_path(name), &limits, None).unwrap();
+    let first = load("ds2");
+    assert!(!first.load_report().shared);
+    assert!(first.load_report().compile > Duration::ZERO);
+    // The same policy swapped into a second job: no compile, one copy of the bytes.
+    let second = load("ds2");
+    let report = second.load_report();
+    assert!(report.shared, "{report:?}");
+    assert_eq!(report.compile, Duration::ZERO);
+    assert_eq!(second.source().as_ptr(), first.source().as_ptr());
+    assert_eq!(second.digest(), first.digest());
+    assert_eq!(second.info(), first.info());
+    // Other bytes are not confused with them.
+    let hpa = load("hpa");
+    assert!(!hpa.load_report().shared);
+    assert_eq!(hpa.info().name, "hpa");
+    // The shared copy decides as the first one does, and outlives it.
+    let i = input(10_000, 4, &[(9_000.0, 0.9); 12], (1, 24));
+    let want = first.decide_blocking(&i, &limits).unwrap();
+    drop(first);
+    assert_eq!(second.decide_blocking(&i, &limits).unwrap(), want);
+    // Once no copy is held, the next load compiles afresh (nothing kept it alive).
+    drop(second);
+    let again = load("ds2");
+    assert!(!again.load_report().shared);
+    assert_eq!(again.decide_blocking(&i, &limits).unwrap(), want);
 }

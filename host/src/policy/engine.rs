@@ -5,12 +5,13 @@ use super::cache::PrecompiledCache;
 use super::error::LoadError;
 use super::imports;
 use super::limits::PolicyLimits;
-use super::loaded::{GuestPre, LoadReport, LoadedPolicy};
+use super::loaded::{Compiled, GuestPre, LoadReport, LoadedPolicy};
 use super::sandbox::HostState;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -48,6 +49,9 @@ pub struct PolicyEngine {
     cache: Option<PrecompiledCache>,
     epoch_tick: Duration,
     ticker_stop: Arc<AtomicBool>,
+    /// The components loaded and still in use, by digest: loading the same bytes again (the
+    /// same policy swapped into many jobs) shares the compiled code and the bytes.
+    loaded: Mutex<HashMap<String, Weak<Compiled>>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -117,6 +121,7 @@ impl PolicyEngine {
             cache,
             epoch_tick: options.epoch_tick,
             ticker_stop,
+            loaded: Mutex::default(),
         }))
     }
 
@@ -156,6 +161,10 @@ impl PolicyEngine {
 
     /// Loads a policy from bytes: checks the header, compiles (or loads the precompiled cache
     /// entry), checks exports and imports, pre-instantiates and calls `describe`.
+    ///
+    /// A component already loaded in this engine and still held somewhere is not compiled
+    /// again: the new [`LoadedPolicy`] shares its compiled code and bytes
+    /// ([`LoadReport::shared`]); `describe` still runs, under `limits`.
     pub fn load_bytes(
         self: &Arc<Self>,
         bytes: &[u8],
@@ -163,8 +172,55 @@ impl PolicyEngine {
     ) -> Result<LoadedPolicy, LoadError> {
         let mut clock = crate::clock::Stopwatch::start();
         let digest = sha256_hex(bytes);
-        let component = self.component(bytes, &digest)?;
-        let (component, cache_hit) = component;
+        let (compiled, report) = match self.already_loaded(&digest) {
+            Some(compiled) => (
+                compiled,
+                LoadReport {
+                    shared: true,
+                    ..LoadReport::default()
+                },
+            ),
+            None => {
+                let (compiled, report) = self.compile_checked(bytes, digest, &mut clock)?;
+                (self.remember(compiled), report)
+            }
+        };
+        let mut policy = LoadedPolicy::new(self.clone(), compiled);
+        let info = policy
+            .describe_blocking(limits)
+            .map_err(|e| LoadError::Validation(Box::new(e)))?;
+        policy.set_info(info);
+        policy.set_report(LoadReport {
+            describe: clock.lap(),
+            ..report
+        });
+        Ok(policy)
+    }
+
+    /// The compiled component of `digest`, if one is loaded and still held.
+    fn already_loaded(&self, digest: &str) -> Option<Arc<Compiled>> {
+        let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        loaded.get(digest).and_then(Weak::upgrade)
+    }
+
+    /// Records `compiled` for later loads of the same bytes, forgetting entries nobody holds.
+    fn remember(&self, compiled: Compiled) -> Arc<Compiled> {
+        let compiled = Arc::new(compiled);
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        loaded.retain(|_, c| c.strong_count() > 0);
+        loaded.insert(compiled.digest.clone(), Arc::downgrade(&compiled));
+        compiled
+    }
+
+    /// Compiles `bytes` (or loads the precompiled entry), checks exports and imports and
+    /// pre-instantiates; the report has the compile and instantiate times.
+    fn compile_checked(
+        &self,
+        bytes: &[u8],
+        digest: String,
+        clock: &mut crate::clock::Stopwatch,
+    ) -> Result<(Compiled, LoadReport), LoadError> {
+        let (component, cache_hit) = self.component(bytes, &digest)?;
         let compile = clock.lap();
         let ty = component.component_type();
         let export_names: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
@@ -187,26 +243,20 @@ impl PolicyEngine {
                 .map_err(pre_error)?;
             GuestPre::V0_1(bindings::v0_1::ScalingPolicyPre::new(pre).map_err(world_error)?)
         };
-        let instantiate = clock.lap();
-        let mut policy = LoadedPolicy::new(
-            self.clone(),
+        let compiled = Compiled {
             pre,
-            version,
+            wit_version: version,
             digest,
-            Arc::from(bytes),
-            import_names,
-        );
-        let info = policy
-            .describe_blocking(limits)
-            .map_err(|e| LoadError::Validation(Box::new(e)))?;
-        policy.set_info(info);
-        policy.set_report(LoadReport {
+            source: Arc::from(bytes),
+            imports: import_names,
+        };
+        let report = LoadReport {
             compile,
             cache_hit,
-            instantiate,
-            describe: clock.lap(),
-        });
-        Ok(policy)
+            instantiate: clock.lap(),
+            ..LoadReport::default()
+        };
+        Ok((compiled, report))
     }
 
     fn component(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), LoadError> {

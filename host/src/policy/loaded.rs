@@ -18,6 +18,9 @@ pub struct LoadReport {
     pub compile: Duration,
     /// Whether the precompiled cache served the component.
     pub cache_hit: bool,
+    /// Whether a copy of the same component already loaded in this engine served it: no
+    /// compile, no cache read, and the compiled code and bytes are shared with that copy.
+    pub shared: bool,
     /// Checking the interface and pre-instantiating.
     pub instantiate: Duration,
     /// The first `describe` call (instantiation included).
@@ -50,6 +53,16 @@ macro_rules! per_version {
     };
 }
 
+/// What a component compiles to, checked and pre-instantiated: shared by every
+/// [`LoadedPolicy`] of the same bytes in one engine (see `PolicyEngine::load_bytes`).
+pub(crate) struct Compiled {
+    pub(crate) pre: GuestPre,
+    pub(crate) wit_version: &'static str,
+    pub(crate) digest: String,
+    pub(crate) source: Arc<[u8]>,
+    pub(crate) imports: Vec<String>,
+}
+
 /// A compiled component that passed the load checks, ready to be called.
 ///
 /// Every call runs in a new `Store` with the limits set (fuel, epoch deadline, memory cap), so
@@ -58,11 +71,7 @@ macro_rules! per_version {
 #[derive(Clone)]
 pub struct LoadedPolicy {
     engine: Arc<PolicyEngine>,
-    pre: GuestPre,
-    wit_version: &'static str,
-    digest: String,
-    source: Arc<[u8]>,
-    imports: Vec<String>,
+    compiled: Arc<Compiled>,
     info: PolicyInfo,
     report: LoadReport,
 }
@@ -71,7 +80,7 @@ impl std::fmt::Debug for LoadedPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedPolicy")
             .field("name", &self.info.name)
-            .field("digest", &self.digest)
+            .field("digest", &self.compiled.digest)
             .finish_non_exhaustive()
     }
 }
@@ -86,21 +95,10 @@ pub struct CallOutcome {
 }
 
 impl LoadedPolicy {
-    pub(crate) fn new(
-        engine: Arc<PolicyEngine>,
-        pre: GuestPre,
-        wit_version: &'static str,
-        digest: String,
-        source: Arc<[u8]>,
-        imports: Vec<String>,
-    ) -> Self {
+    pub(crate) fn new(engine: Arc<PolicyEngine>, compiled: Arc<Compiled>) -> Self {
         LoadedPolicy {
             engine,
-            pre,
-            wit_version,
-            digest,
-            source,
-            imports,
+            compiled,
             info: PolicyInfo {
                 name: "unknown".into(),
                 version: String::new(),
@@ -122,7 +120,7 @@ impl LoadedPolicy {
     /// The component's bytes as loaded (what [`LoadedPolicy::digest`] hashes): kept so the
     /// host can persist the active policy across restarts, whatever happens to its file.
     pub fn source(&self) -> &[u8] {
-        &self.source
+        &self.compiled.source
     }
 
     /// The policy's self-description.
@@ -154,17 +152,17 @@ impl LoadedPolicy {
 
     /// The version of `daedalus:autoscaler` the component targets (one the host serves).
     pub fn wit_version(&self) -> &'static str {
-        self.wit_version
+        self.compiled.wit_version
     }
 
     /// Lower-case hex sha256 of the component file.
     pub fn digest(&self) -> &str {
-        &self.digest
+        &self.compiled.digest
     }
 
     /// The component's imports, with versions.
     pub fn imports(&self) -> &[String] {
-        &self.imports
+        &self.compiled.imports
     }
 
     /// How long loading took.
@@ -188,7 +186,7 @@ impl LoadedPolicy {
     /// Calls `describe` in a fresh store.
     pub fn describe_blocking(&self, limits: &PolicyLimits) -> Result<PolicyInfo, PolicyError> {
         let mut store = self.store(limits)?;
-        let result = per_version!(&self.pre, pre, conv => pre
+        let result = per_version!(&self.compiled.pre, pre, conv => pre
             .instantiate(&mut store)
             .and_then(|g| g.daedalus_autoscaler_policy().call_describe(&mut store))
             .map(conv::info));
@@ -215,7 +213,7 @@ impl LoadedPolicy {
                 };
             }
         };
-        let raw = per_version!(&self.pre, pre, conv => {
+        let raw = per_version!(&self.compiled.pre, pre, conv => {
             let wit_input = conv::input(input);
             pre.instantiate(&mut store).and_then(|g| {
                 g.daedalus_autoscaler_policy()

@@ -160,6 +160,7 @@ fn log_outcome(active: &LoadedPolicy, result: &Result<SwapReport, LoadError>) {
             to = %short(&r.new_digest),
             compile_ms = r.load.compile.as_secs_f64() * 1e3,
             cache_hit = r.load.cache_hit,
+            shared = r.load.shared,
             validate_ms = r.validate.as_secs_f64() * 1e3,
             swap_us = r.swap.as_secs_f64() * 1e6,
             state_handed_over = r.state_handed_over,
