@@ -9,6 +9,18 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Writes `run.toml` in `dir`: a 1 s tick and one job running the built `policy` artifact;
+/// `job` is the rest of the job's table (and its engine table).
+fn one_job_config(dir: &std::path::Path, policy: &str, job: &str) -> PathBuf {
+    let config = dir.join("run.toml");
+    let body = format!(
+        "tick_secs = 1\n[[jobs]]\npolicy = \"{}\"\n{job}",
+        artifact(policy).display()
+    );
+    std::fs::write(&config, body).unwrap();
+    config
+}
+
 fn artifact(rel: &str) -> PathBuf {
     let p = root().join("target/policies").join(rel);
     assert!(
@@ -357,14 +369,11 @@ fn sigterm_stops_run_and_its_instances_gracefully() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"tick_secs = 1
-[[jobs]]
-name = "ks"
-policy = "{}"
+    let config = one_job_config(
+        dir.path(),
+        "hpa.wasm",
+        &format!(
+            r#"name = "ks"
 max_parallelism = 2
 [jobs.kafka_streams]
 prometheus_url = "http://127.0.0.1:{closed}"
@@ -374,11 +383,9 @@ partitions = 2
 application_id = "ks"
 stop_timeout_secs = 20
 instance_command = ["sh", "-c", "trap 'echo term > stopped-{{index}}; exit 0' TERM; echo up > up-{{index}}; while :; do sleep 0.1; done"]
-"#,
-            artifact("hpa.wasm").display()
+"#
         ),
-    )
-    .unwrap();
+    );
     let cache = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_daedalus"))
         .arg("run")
@@ -589,22 +596,15 @@ fn policy_new_python_scaffolds_a_project_that_builds_and_passes_the_kit() {
 #[test]
 fn run_logs_at_info_by_default_and_other_commands_at_warn() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"tick_secs = 1
-[[jobs]]
-name = "sim"
-policy = "{}"
+    let config = one_job_config(
+        dir.path(),
+        "static.wasm",
+        r#"name = "sim"
 max_parallelism = 4
 [jobs.simulated]
 trace = "step:low=20000,high=150000,at=300,duration=7200"
 "#,
-            artifact("static.wasm").display()
-        ),
-    )
-    .unwrap();
+    );
     let config = config.to_str().unwrap();
     let (code, _, err) = daedalus(&["run", "--config", config, "--duration-secs", "1"]);
     assert_eq!(code, 0, "{err}");
