@@ -151,6 +151,35 @@ async fn many_simulated_jobs_share_a_host_in_isolation() {
     }
 }
 
+/// Jobs starting on the same component load it once; once the host has started, what keeps a
+/// component loaded is the jobs running it, not the start-up: a component every job has left
+/// is freed.
+#[tokio::test]
+async fn jobs_share_their_start_up_load_and_the_host_keeps_no_component_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs: Vec<String> = (0..3)
+        .map(|i| sim_job(&format!("job-{i}"), &policy_path("ds2"), "", ""))
+        .collect();
+    let cfg = config(dir.path(), "", &jobs);
+    // Its own engine: the suite's shared one counts every other test's components too.
+    let engine =
+        daedalus_host::policy::PolicyEngine::new(daedalus_host::policy::EngineOptions::default())
+            .unwrap();
+    let parts = HostParts::new(&cfg, engine.clone()).unwrap();
+    let built = build_all(&cfg, &parts).await;
+    assert_eq!(engine.held_components(), 1);
+    let digest = built[0].job.policy_digest();
+    assert!(built.iter().all(|b| b.job.policy_digest() == digest));
+    parts.started();
+    assert_eq!(engine.held_components(), 1, "the jobs still run it");
+    drop(built);
+    assert_eq!(
+        engine.held_components(),
+        0,
+        "nothing holds it once its jobs are gone"
+    );
+}
+
 /// Guardrails act in the loop: a policy asking for 12 at once gets +2 per rescale, aligned to
 /// divisors of 12, and every clamp is recorded with the decision.
 #[tokio::test(start_paused = true)]

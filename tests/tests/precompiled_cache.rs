@@ -1,5 +1,6 @@
 //! The on-disk precompiled cache survives restarts and recovers from damage; in one engine, a
-//! component loaded again while a copy is held shares that copy's compiled code and bytes.
+//! component loaded again while a copy is held (or being compiled) shares that copy's compiled
+//! code and bytes.
 
 use daedalus_host::policy::{EngineOptions, PolicyEngine, PolicyLimits};
 use daedalus_tests::{input, policy_path};
@@ -94,6 +95,7 @@ fn loading_held_bytes_again_shares_the_compiled_code_until_the_last_copy_goes() 
     let hpa = load("hpa");
     assert!(!hpa.load_report().shared);
     assert_eq!(hpa.info().name, "hpa");
+    assert_eq!(engine.held_components(), 2);
     // The shared copy decides as the first one does, and outlives it.
     let i = input(10_000, 4, &[(9_000.0, 0.9); 12], (1, 24));
     let want = first.decide_blocking(&i, &limits).unwrap();
@@ -101,7 +103,42 @@ fn loading_held_bytes_again_shares_the_compiled_code_until_the_last_copy_goes() 
     assert_eq!(second.decide_blocking(&i, &limits).unwrap(), want);
     // Once no copy is held, the next load compiles afresh (nothing kept it alive).
     drop(second);
+    assert_eq!(engine.held_components(), 1, "only hpa is still held");
     let again = load("ds2");
     assert!(!again.load_report().shared);
     assert_eq!(again.decide_blocking(&i, &limits).unwrap(), want);
+}
+
+#[test]
+fn concurrent_loads_of_the_same_new_bytes_compile_once() {
+    // A fleet-wide swap loads one new policy into many jobs at once: the loads of the same
+    // bytes wait for the one compiling them and share its result, whatever the interleaving.
+    let engine = PolicyEngine::new(EngineOptions::default()).unwrap();
+    let limits = PolicyLimits::default();
+    let bytes = std::fs::read(policy_path("daedalus")).unwrap();
+    let loads = 4;
+    let start = std::sync::Barrier::new(loads);
+    let held: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..loads)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    engine.load_bytes(&bytes, &limits).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let compiled = held.iter().filter(|p| !p.load_report().shared).count();
+    assert_eq!(
+        compiled,
+        1,
+        "{:?}",
+        held.iter().map(|p| p.load_report()).collect::<Vec<_>>()
+    );
+    assert!(
+        held.iter()
+            .all(|p| p.source().as_ptr() == held[0].source().as_ptr())
+    );
+    assert!(held.iter().all(|p| p.info() == held[0].info()));
 }

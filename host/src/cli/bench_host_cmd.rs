@@ -111,6 +111,7 @@ pub(crate) fn run(
             for j in &cfg.jobs {
                 built.push(build_job(&cfg, j, &parts, false).await?);
             }
+            parts.started();
             // The size before the run (schema, job rows), compacted as at the end, so the
             // growth counts only what the run wrote.
             if let Some(store) = &parts.store {
@@ -217,6 +218,7 @@ fn swap_latency(
     let parts = HostParts::new(&cfg, engine.clone())?;
     let out = rt.block_on(async {
         let built = build_job(&cfg, &cfg.jobs[0], &parts, false).await?;
+        parts.started();
         let shared = built.job.shared();
         let _watcher = daedalus_host::live::watch::watch(vec![(file.clone(), shared.clone())])?;
         let (tx, rx) = tokio::sync::watch::channel(false);

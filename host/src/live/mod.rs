@@ -318,9 +318,10 @@ pub struct HostParts {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     models: ModelCache,
-    /// Policies already loaded, by digest: jobs running the same component share its compiled
-    /// code (a `LoadedPolicy` clone is a handle), so a thousand jobs do not load it a thousand
-    /// times.
+    /// Policies loaded while the jobs are built, by digest: jobs starting on the same component
+    /// share one load, `describe` included (a `LoadedPolicy` clone is a handle), so a thousand
+    /// jobs do not load it a thousand times. Emptied by [`HostParts::started`], so a component
+    /// every job has swapped away from is not kept for the life of the host.
     loaded: Mutex<BTreeMap<String, crate::policy::LoadedPolicy>>,
 }
 
@@ -344,6 +345,15 @@ impl HostParts {
 }
 
 impl HostParts {
+    /// Called once every job is built: forgets the start-up loads. The jobs hold what they
+    /// run; later loads of the same bytes still share it through the engine while it is held.
+    pub fn started(&self) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// A slot holding the policy at `path` (checked against `sha256`), sharing the compiled
     /// code with every other job running the same bytes.
     fn load_slot(
@@ -583,6 +593,7 @@ pub async fn run(
         }
         built.push(b);
     }
+    parts.started();
     let _watcher = if watched.is_empty() {
         None
     } else {

@@ -20,6 +20,18 @@ const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x0
 /// The header of a core module (`\0asm`, version 1).
 const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
+/// One digest's entry in the engine's memo: the compiled component, while anyone holds it.
+type Slot = Mutex<Weak<Compiled>>;
+
+/// Whether `slot`'s component is held somewhere, or a load is compiling it (its lock is taken).
+fn in_use(slot: &Slot) -> bool {
+    match slot.try_lock() {
+        Ok(compiled) => compiled.strong_count() > 0,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().strong_count() > 0,
+        Err(std::sync::TryLockError::WouldBlock) => true,
+    }
+}
+
 /// How the engine is set up.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -50,8 +62,10 @@ pub struct PolicyEngine {
     epoch_tick: Duration,
     ticker_stop: Arc<AtomicBool>,
     /// The components loaded and still in use, by digest: loading the same bytes again (the
-    /// same policy swapped into many jobs) shares the compiled code and the bytes.
-    loaded: Mutex<HashMap<String, Weak<Compiled>>>,
+    /// same policy swapped into many jobs) shares the compiled code and the bytes. Each digest
+    /// has its own slot, locked while that component compiles, so concurrent loads of the same
+    /// new bytes compile once and loads of different bytes do not wait on each other.
+    loaded: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -172,19 +186,27 @@ impl PolicyEngine {
     ) -> Result<LoadedPolicy, LoadError> {
         let mut clock = crate::clock::Stopwatch::start();
         let digest = sha256_hex(bytes);
-        let (compiled, report) = match self.already_loaded(&digest) {
-            Some(compiled) => (
-                compiled,
-                LoadReport {
-                    shared: true,
-                    ..LoadReport::default()
-                },
-            ),
-            None => {
-                let (compiled, report) = self.compile_checked(bytes, digest, &mut clock)?;
-                (self.remember(compiled), report)
+        let slot = self.slot(&digest);
+        let (compiled, report) = {
+            // Held while compiling: a second load of these bytes waits here, then shares.
+            let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match held.upgrade() {
+                Some(compiled) => (
+                    compiled,
+                    LoadReport {
+                        shared: true,
+                        ..LoadReport::default()
+                    },
+                ),
+                None => {
+                    let (compiled, report) = self.compile_checked(bytes, digest, &mut clock)?;
+                    let compiled = Arc::new(compiled);
+                    *held = Arc::downgrade(&compiled);
+                    (compiled, report)
+                }
             }
         };
+        drop(slot);
         let mut policy = LoadedPolicy::new(self.clone(), compiled);
         let info = policy
             .describe_blocking(limits)
@@ -197,19 +219,19 @@ impl PolicyEngine {
         Ok(policy)
     }
 
-    /// The compiled component of `digest`, if one is loaded and still held.
-    fn already_loaded(&self, digest: &str) -> Option<Arc<Compiled>> {
+    /// How many distinct components this engine has loaded that something still holds (or that
+    /// a load is compiling right now).
+    pub fn held_components(&self) -> usize {
         let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        loaded.get(digest).and_then(Weak::upgrade)
+        loaded.values().filter(|slot| in_use(slot)).count()
     }
 
-    /// Records `compiled` for later loads of the same bytes, forgetting entries nobody holds.
-    fn remember(&self, compiled: Compiled) -> Arc<Compiled> {
-        let compiled = Arc::new(compiled);
+    /// The slot of `digest`, made if missing; slots no load is using and whose component
+    /// nobody holds any more are forgotten on the way.
+    fn slot(&self, digest: &str) -> Arc<Slot> {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        loaded.retain(|_, c| c.strong_count() > 0);
-        loaded.insert(compiled.digest.clone(), Arc::downgrade(&compiled));
-        compiled
+        loaded.retain(|_, slot| Arc::strong_count(slot) > 1 || in_use(slot));
+        loaded.entry(digest.to_string()).or_default().clone()
     }
 
     /// Compiles `bytes` (or loads the precompiled entry), checks exports and imports and
