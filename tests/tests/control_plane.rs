@@ -170,6 +170,8 @@ async fn jobs_share_their_start_up_load_and_the_host_keeps_no_component_alive() 
     assert_eq!(engine.held_components(), 1);
     let digest = built[0].job.policy_digest();
     assert!(built.iter().all(|b| b.job.policy_digest() == digest));
+    let held = |n: usize| format!("\ndaedalus_policy_components_held {n}\n");
+    assert!(parts.metrics.encode().contains(&held(1)));
     parts.started();
     assert_eq!(engine.held_components(), 1, "the jobs still run it");
     drop(built);
@@ -178,6 +180,8 @@ async fn jobs_share_their_start_up_load_and_the_host_keeps_no_component_alive() 
         0,
         "nothing holds it once its jobs are gone"
     );
+    let text = parts.metrics.encode();
+    assert!(text.contains(&held(0)), "read at each scrape: {text}");
 }
 
 /// Guardrails act in the loop: a policy asking for 12 at once gets +2 per rescale, aligned to

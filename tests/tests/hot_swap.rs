@@ -108,3 +108,46 @@ fn a_cycle_in_flight_finishes_on_the_policy_it_started_with() {
     );
     assert_eq!(slot.active().info().name, "static");
 }
+
+/// The loop's file-watch swap: a file holding the active component is not loaded again; any
+/// other file is read once, checked against the pin and swapped in as `reload_file` would.
+#[test]
+fn a_file_holding_the_active_component_is_not_loaded_again() {
+    let slot = slot_with_hostile();
+    let last = run(&slot, 2);
+    let hostile = guest_path("hostile");
+    let old = slot.active().digest().to_string();
+    assert!(
+        slot.reload_file_if_changed(&hostile, None, Some(&last))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        matches!(
+            slot.reload_file_if_changed(&hostile, Some("00"), Some(&last)),
+            Err(LoadError::DigestMismatch { .. })
+        ),
+        "a pin the file does not match is refused even when the file holds the active component"
+    );
+    assert!(matches!(
+        slot.reload_file_if_changed(&policy_path("hpa"), Some("00"), Some(&last)),
+        Err(LoadError::DigestMismatch { .. })
+    ));
+    assert!(matches!(
+        slot.reload_file_if_changed(&hostile.with_extension("missing"), None, Some(&last)),
+        Err(LoadError::Io { .. })
+    ));
+    assert_eq!(slot.active().digest(), old);
+    let hpa = read(&policy_path("hpa"));
+    let report = slot
+        .reload_file_if_changed(
+            &policy_path("hpa"),
+            Some(&daedalus_host::policy::sha256_hex(&hpa).to_uppercase()),
+            Some(&last),
+        )
+        .unwrap()
+        .expect("another component is swapped in");
+    assert_eq!(report.old_digest, old);
+    assert_eq!(slot.active().digest(), report.new_digest);
+    assert_eq!(slot.active().info().name, "hpa");
+}

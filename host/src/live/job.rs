@@ -445,7 +445,8 @@ impl JobLoop {
             forget("the configured policy or its params changed since it was set");
             return;
         }
-        if crate::policy::sha256_hex(&o.wasm) != o.digest {
+        let wasm = crate::policy::Digested::owned(o.wasm);
+        if wasm.digest() != o.digest {
             forget("its saved bytes do not match its digest");
             return;
         }
@@ -460,13 +461,12 @@ impl JobLoop {
                 .map(|d| d.as_millis() as u64),
         );
         let slot = c.slot.clone();
-        let wasm = o.wasm.clone();
         let loaded = if configured.digest() == o.digest {
             // Same component, other params: only the params change (checked when they were
             // set, against these same bytes).
             Ok(())
         } else {
-            tokio::task::spawn_blocking(move || slot.reload_bytes(&wasm, Some(&probe)).map(drop))
+            tokio::task::spawn_blocking(move || slot.reload_digested(wasm, Some(&probe)).map(drop))
                 .await
                 .unwrap_or_else(|e| Err(crate::policy::LoadError::Host(e.to_string())))
         };
@@ -1101,8 +1101,7 @@ impl JobLoop {
             return Err("this job's policy cannot be swapped (not a component)".into());
         };
         let slot = c.slot.clone();
-        let old = slot.active();
-        let before = old.clone();
+        let before = slot.active();
         // The last input; before the job's first observation, the synthetic input the
         // start-up check uses, so the new policy and its params are checked either way.
         let mut probe = self.last_input.clone().unwrap_or_else(|| {
@@ -1121,15 +1120,13 @@ impl JobLoop {
         // New params are checked and applied even with the same component.
         let same_params = params.as_ref().is_none_or(|p| *p == self.settings.params);
         let result = tokio::task::spawn_blocking(move || {
-            // Same file, same bytes, same params: nothing to do.
-            if same_params
-                && let Ok(bytes) = std::fs::read(&p2)
-                && crate::policy::sha256_hex(&bytes) == old.digest()
-            {
-                return Ok(None);
+            if same_params {
+                // Same file, same bytes, same params: nothing to do.
+                slot.reload_file_if_changed(&p2, sha256.as_deref(), Some(&probe))
+            } else {
+                slot.reload_file(&p2, sha256.as_deref(), Some(&probe))
+                    .map(Some)
             }
-            slot.reload_file(&p2, sha256.as_deref(), Some(&probe))
-                .map(Some)
         })
         .await
         .map_err(|e| format!("swap did not complete: {e}"))?;

@@ -1,13 +1,17 @@
 //! The host's Prometheus metrics (`GET /metrics`, OpenMetrics text): cycles, decisions,
-//! rescales, policy call latency and fuel, errors, and per-job parallelism and lag.
+//! rescales, policy call latency and fuel, errors, per-job parallelism and lag, and the
+//! policy components the host holds.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use crate::policy::PolicyEngine;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 
 /// Labels of per-job series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,6 +126,17 @@ impl Metrics {
         }
     }
 
+    /// [`Metrics::new`], plus `daedalus_policy_components_held`: how many distinct policy
+    /// components `engine` holds, read at each scrape (see [`PolicyEngine::held_components`]).
+    /// After a fleet-wide swap it shows the old component go once no job runs it or keeps it
+    /// as its rollback target.
+    pub fn with_engine(engine: &Arc<PolicyEngine>) -> Self {
+        let mut m = Self::new();
+        m.registry
+            .register_collector(Box::new(HeldComponents(Arc::downgrade(engine))));
+        m
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -141,6 +156,27 @@ impl Metrics {
             job: job.into(),
             kind: kind.into(),
         }
+    }
+}
+
+/// Reads [`PolicyEngine::held_components`] at scrape time; the metrics do not keep the engine
+/// alive (a dropped engine exports nothing).
+#[derive(Debug)]
+struct HeldComponents(Weak<PolicyEngine>);
+
+impl Collector for HeldComponents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(engine) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let gauge = ConstGauge::new(engine.held_components() as i64);
+        let metric = encoder.encode_descriptor(
+            "policy_components_held",
+            "Distinct policy components loaded and held by a job, a shadow or a rollback target",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
     }
 }
 
@@ -177,5 +213,24 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+        assert!(!text.contains("components_held"), "{text}");
+    }
+
+    #[test]
+    fn held_components_are_read_at_each_scrape_and_vanish_with_the_engine() {
+        let engine = PolicyEngine::new(crate::policy::EngineOptions::default()).unwrap();
+        let m = Metrics::with_engine(&engine);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE daedalus_policy_components_held gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ndaedalus_policy_components_held 0\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+        drop(engine);
+        assert!(!m.encode().contains("components_held"));
     }
 }

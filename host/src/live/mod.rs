@@ -29,7 +29,7 @@ use crate::engine::kubernetes::{KubeScale, KubernetesPool};
 use crate::engine::simulated::SimulatedJob;
 use crate::engine::{Actuator, Collector};
 use crate::model::Bounds;
-use crate::policy::{PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
+use crate::policy::{Digested, PolicyEngine, PolicyLimits, PolicySlot, WasmPolicy};
 use crate::sim::dynamics::Model;
 use crate::sim::profile::{Engine, JobProfile};
 use crate::sim::trace::Trace;
@@ -335,9 +335,9 @@ impl HostParts {
             None => None,
         };
         Ok(HostParts {
+            metrics: Arc::new(Metrics::with_engine(&engine)),
             engine,
             store,
-            metrics: Arc::new(Metrics::new()),
             models: ModelCache::default(),
             loaded: Mutex::default(),
         })
@@ -366,22 +366,24 @@ impl HostParts {
         let limits = limits.clone();
         let context = || format!("{what}: cannot load policy {}", path.display());
         let bytes = std::fs::read(path).with_context(context)?;
-        let digest = crate::policy::sha256_hex(&bytes);
+        let wasm = Digested::new(&bytes);
         if let Some(want) = sha256
-            && !want.eq_ignore_ascii_case(&digest)
+            && !want.eq_ignore_ascii_case(wasm.digest())
         {
             anyhow::bail!(
-                "{}: sha256 mismatch: the config pins {want}, the file is {digest}",
-                context()
+                "{}: sha256 mismatch: the config pins {want}, the file is {}",
+                context(),
+                wasm.digest()
             );
         }
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let policy = match loaded.get(&digest) {
+        let policy = match loaded.get(wasm.digest()) {
             Some(p) => p.clone(),
             None => {
+                let digest = wasm.digest().to_string();
                 let p = self
                     .engine
-                    .load_bytes(&bytes, &limits)
+                    .load_digested(wasm, &limits)
                     .with_context(context)?;
                 loaded.insert(digest, p.clone());
                 p

@@ -8,6 +8,7 @@ use super::limits::PolicyLimits;
 use super::loaded::{Compiled, GuestPre, LoadReport, LoadedPolicy};
 use super::sandbox::HostState;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,20 +158,9 @@ impl PolicyEngine {
         limits: &PolicyLimits,
         expected_sha256: Option<&str>,
     ) -> Result<LoadedPolicy, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
-        let digest = sha256_hex(&bytes);
-        if let Some(expected) = expected_sha256
-            && !expected.eq_ignore_ascii_case(&digest)
-        {
-            return Err(LoadError::DigestMismatch {
-                expected: expected.to_string(),
-                actual: digest,
-            });
-        }
-        self.load_bytes(&bytes, limits)
+        let wasm = Digested::read(path)?;
+        wasm.check(expected_sha256)?;
+        self.load_digested(wasm, limits)
     }
 
     /// Loads a policy from bytes: checks the header, compiles (or loads the precompiled cache
@@ -184,8 +174,19 @@ impl PolicyEngine {
         bytes: &[u8],
         limits: &PolicyLimits,
     ) -> Result<LoadedPolicy, LoadError> {
+        self.load_digested(Digested::new(bytes), limits)
+    }
+
+    /// [`PolicyEngine::load_bytes`] for bytes already hashed (to check a pinned digest), so a
+    /// load hashes them once.
+    pub(crate) fn load_digested(
+        self: &Arc<Self>,
+        wasm: Digested<'_>,
+        limits: &PolicyLimits,
+    ) -> Result<LoadedPolicy, LoadError> {
         let mut clock = crate::clock::Stopwatch::start();
-        let digest = sha256_hex(bytes);
+        let Digested { bytes, digest } = wasm;
+        let bytes = &*bytes;
         let slot = self.slot(&digest);
         let (compiled, report) = {
             // Held while compiling: a second load of these bytes waits here, then shares.
@@ -352,4 +353,94 @@ impl PolicyEngine {
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Policy bytes with their sha256, computed once on construction, so a load that checks the
+/// digest first (a pinned digest, or "is this the active component?") does not hash the bytes
+/// again. The digest cannot disagree with the bytes: it is only ever computed here.
+pub(crate) struct Digested<'a> {
+    bytes: Cow<'a, [u8]>,
+    digest: String,
+}
+
+impl<'a> Digested<'a> {
+    /// Hashes `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Digested {
+            digest: sha256_hex(bytes),
+            bytes: Cow::Borrowed(bytes),
+        }
+    }
+
+    /// The lower-case hex sha256 of the bytes.
+    pub(crate) fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Refuses bytes whose digest is not `expected` (case-insensitive hex); `None` accepts any.
+    pub(crate) fn check(&self, expected: Option<&str>) -> Result<(), LoadError> {
+        match expected {
+            Some(expected) if !expected.eq_ignore_ascii_case(&self.digest) => {
+                Err(LoadError::DigestMismatch {
+                    expected: expected.to_string(),
+                    actual: self.digest.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Digested<'static> {
+    /// Hashes `bytes`, keeping them.
+    pub(crate) fn owned(bytes: Vec<u8>) -> Self {
+        Digested {
+            digest: sha256_hex(&bytes),
+            bytes: Cow::Owned(bytes),
+        }
+    }
+
+    /// Reads and hashes the file at `path`.
+    pub(crate) fn read(path: &Path) -> Result<Self, LoadError> {
+        std::fs::read(path)
+            .map(Digested::owned)
+            .map_err(|e| LoadError::Io {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_the_sha256_of_the_bytes_and_a_pin_is_checked_against_it() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let wasm = Digested::new(b"abc");
+        assert_eq!(wasm.digest(), abc);
+        assert!(wasm.check(None).is_ok());
+        assert!(wasm.check(Some(&abc.to_uppercase())).is_ok());
+        match wasm.check(Some("00")) {
+            Err(LoadError::DigestMismatch { expected, actual }) => {
+                assert_eq!((expected.as_str(), actual.as_str()), ("00", abc));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_is_read_once_and_hashed_as_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.wasm");
+        std::fs::write(&path, b"abc").unwrap();
+        let wasm = Digested::read(&path).unwrap();
+        assert_eq!(wasm.digest(), Digested::new(b"abc").digest());
+        assert_eq!(&*wasm.bytes, b"abc");
+        assert!(matches!(
+            Digested::read(&dir.path().join("missing.wasm")),
+            Err(LoadError::Io { .. })
+        ));
+    }
 }

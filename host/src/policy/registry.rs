@@ -1,6 +1,6 @@
 //! Hot swap: a policy slot whose active policy is replaced atomically after validation.
 
-use super::engine::PolicyEngine;
+use super::engine::{Digested, PolicyEngine};
 use super::error::{LoadError, PolicyError};
 use super::limits::PolicyLimits;
 use super::loaded::{LoadReport, LoadedPolicy};
@@ -86,11 +86,35 @@ impl PolicySlot {
         expected_sha256: Option<&str>,
         probe: Option<&DecisionInput>,
     ) -> Result<SwapReport, LoadError> {
-        let result = self
-            .engine
-            .load_file(path, &self.limits, expected_sha256)
-            .and_then(|p| self.swap_in(p, probe));
-        log_outcome(&self.active(), &result);
+        let result = Digested::read(path).and_then(|wasm| {
+            wasm.check(expected_sha256)?;
+            self.load_and_swap(wasm, probe)
+        });
+        log_outcome(&self.active(), &result.as_ref());
+        result
+    }
+
+    /// [`PolicySlot::reload_file`], except that a file holding the active component (and
+    /// matching the pin, if any) is not loaded again: `Ok(None)`, nothing logged. The file is
+    /// read and hashed once either way. Blocking.
+    pub fn reload_file_if_changed(
+        &self,
+        path: &Path,
+        expected_sha256: Option<&str>,
+        probe: Option<&DecisionInput>,
+    ) -> Result<Option<SwapReport>, LoadError> {
+        let result = Digested::read(path).and_then(|wasm| {
+            wasm.check(expected_sha256)?;
+            if wasm.digest() == self.active().digest() {
+                return Ok(None);
+            }
+            self.load_and_swap(wasm, probe).map(Some)
+        });
+        match &result {
+            Ok(None) => {}
+            Ok(Some(r)) => log_outcome(&self.active(), &Ok(r)),
+            Err(e) => log_outcome(&self.active(), &Err(e)),
+        }
         result
     }
 
@@ -100,12 +124,28 @@ impl PolicySlot {
         bytes: &[u8],
         probe: Option<&DecisionInput>,
     ) -> Result<SwapReport, LoadError> {
-        let result = self
-            .engine
-            .load_bytes(bytes, &self.limits)
-            .and_then(|p| self.swap_in(p, probe));
-        log_outcome(&self.active(), &result);
+        self.reload_digested(Digested::new(bytes), probe)
+    }
+
+    /// [`PolicySlot::reload_bytes`] for bytes already hashed. Blocking.
+    pub(crate) fn reload_digested(
+        &self,
+        wasm: Digested<'_>,
+        probe: Option<&DecisionInput>,
+    ) -> Result<SwapReport, LoadError> {
+        let result = self.load_and_swap(wasm, probe);
+        log_outcome(&self.active(), &result.as_ref());
         result
+    }
+
+    fn load_and_swap(
+        &self,
+        wasm: Digested<'_>,
+        probe: Option<&DecisionInput>,
+    ) -> Result<SwapReport, LoadError> {
+        self.engine
+            .load_digested(wasm, &self.limits)
+            .and_then(|p| self.swap_in(p, probe))
     }
 
     /// Validates an already loaded policy with one dry decision on `probe` (the job's last
@@ -153,7 +193,7 @@ impl PolicySlot {
     }
 }
 
-fn log_outcome(active: &LoadedPolicy, result: &Result<SwapReport, LoadError>) {
+fn log_outcome(active: &LoadedPolicy, result: &Result<&SwapReport, &LoadError>) {
     match result {
         Ok(r) => tracing::info!(
             from = %short(&r.old_digest),
