@@ -3,13 +3,15 @@
 //! - `decide/<policy>/{native,component}`: one decision natively vs through the sandbox
 //!   (fresh store, limits, instantiation, conversion, validation);
 //! - `instantiate/<policy>`: a fresh store and instance only (describe call);
-//! - `load/<policy>/{cold_compile,precompiled}`: Cranelift compile vs the on-disk cache.
+//! - `load/<policy>/{cold_compile,precompiled}`: Cranelift compile vs the on-disk cache;
+//! - `load/<policy>/{shared,sha256}`: a load while a copy is held (no compile: the digest, the
+//!   memo and `describe`) vs hashing the bytes alone, the part of a load that grows with size.
 //!
 //! Run with `cargo bench -p daedalus-tests` after `cargo xtask build-policies`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use daedalus_host::model::DecisionInput;
-use daedalus_host::policy::{EngineOptions, PolicyEngine, PolicyLimits};
+use daedalus_host::policy::{EngineOptions, PolicyEngine, PolicyLimits, sha256_hex};
 use daedalus_policy_sdk::Policy;
 use daedalus_tests::{input, policy_path, read, to_sdk, with_params};
 use std::hint::black_box;
@@ -70,6 +72,12 @@ fn load(c: &mut Criterion) {
         g.bench_function("precompiled", |b| {
             b.iter(|| black_box(cached.load_bytes(&bytes, &limits).unwrap()))
         });
+        let held = cached.load_bytes(&bytes, &limits).unwrap();
+        g.bench_function("shared", |b| {
+            b.iter(|| black_box(cached.load_bytes(&bytes, &limits).unwrap()))
+        });
+        drop(held);
+        g.bench_function("sha256", |b| b.iter(|| black_box(sha256_hex(&bytes))));
         g.finish();
     }
 }
