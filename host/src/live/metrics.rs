@@ -184,6 +184,14 @@ impl Collector for HeldComponents {
 mod tests {
     use super::*;
 
+    /// Asserts that the exposition holds every one of `lines` and ends as
+    /// OpenMetrics requires, showing the whole text when it does not.
+    fn assert_exposition(text: &str, lines: &[&str]) {
+        let missing: Vec<&&str> = lines.iter().filter(|l| !text.contains(*l)).collect();
+        assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
     #[test]
     fn series_appear_in_the_exposition() {
         let m = Metrics::new();
@@ -196,23 +204,15 @@ mod tests {
             .get_or_create(&Metrics::job("wc"))
             .observe(0.002);
         let text = m.encode();
-        assert!(
-            text.contains("daedalus_cycles_total{job=\"wc\",kind=\"decided\"} 1"),
-            "{text}"
+        assert_exposition(
+            &text,
+            &[
+                "daedalus_cycles_total{job=\"wc\",kind=\"decided\"} 1",
+                "daedalus_parallelism{job=\"wc\"} 4",
+                "daedalus_lag_records{job=\"wc\"} 12.5",
+                "daedalus_policy_call_seconds_count{job=\"wc\"} 1",
+            ],
         );
-        assert!(
-            text.contains("daedalus_parallelism{job=\"wc\"} 4"),
-            "{text}"
-        );
-        assert!(
-            text.contains("daedalus_lag_records{job=\"wc\"} 12.5"),
-            "{text}"
-        );
-        assert!(
-            text.contains("daedalus_policy_call_seconds_count{job=\"wc\"} 1"),
-            "{text}"
-        );
-        assert!(text.ends_with("# EOF\n"));
         assert!(!text.contains("components_held"), "{text}");
     }
 
@@ -220,16 +220,13 @@ mod tests {
     fn held_components_are_read_at_each_scrape_and_vanish_with_the_engine() {
         let engine = PolicyEngine::new(crate::policy::EngineOptions::default()).unwrap();
         let m = Metrics::with_engine(&engine);
-        let text = m.encode();
-        assert!(
-            text.contains("# TYPE daedalus_policy_components_held gauge\n"),
-            "{text}"
+        assert_exposition(
+            &m.encode(),
+            &[
+                "# TYPE daedalus_policy_components_held gauge\n",
+                "\ndaedalus_policy_components_held 0\n",
+            ],
         );
-        assert!(
-            text.contains("\ndaedalus_policy_components_held 0\n"),
-            "{text}"
-        );
-        assert!(text.ends_with("# EOF\n"));
         drop(engine);
         assert!(!m.encode().contains("components_held"));
     }
