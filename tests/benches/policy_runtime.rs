@@ -8,6 +8,10 @@
 //!   memo and `describe`) vs hashing the bytes alone, the part of a load that grows with size.
 //!
 //! Run with `cargo bench -p daedalus-tests` after `cargo xtask build-policies`.
+#![allow(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented `pub fn benches`"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use daedalus_host::model::DecisionInput;

@@ -6,6 +6,10 @@
 //! - `oracle_6h`: the oracle's dynamic programme on the same trace.
 //!
 //! Run with `cargo bench -p daedalus-tests --bench simulator` after `cargo xtask build-policies`.
+#![allow(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented `pub fn benches`"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use daedalus_host::model::Decision;

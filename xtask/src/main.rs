@@ -8,8 +8,8 @@
 //!   by default on the bundled advertising trace: the README's quick start;
 //! - `bench-policies [ARGS]`: build-policies, then `daedalus bench-policies` (release);
 //! - `test`: the README's test command: build-policies, then the whole test suite;
-//! - `ci`: what `.ci/run` runs: fmt check, clippy, `test`, then `cargo deny check licenses bans
-//!   sources`.
+//! - `ci`: what `.ci/run` runs: fmt check, clippy, rustdoc (warnings as errors), `test`, then
+//!   `cargo deny check licenses bans sources`.
 #![allow(
     clippy::print_stdout,
     reason = "a task runner reports progress on stdout"
@@ -196,6 +196,12 @@ fn ci(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // Every public item is documented (`missing_docs` in the workspace lints, checked by
+    // clippy above); rustdoc's own lints (broken intra-doc links) fail the run too.
+    run(cargo()
+        .current_dir(root)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "--workspace", "--no-deps"]))?;
     run_tests(root)?;
     // Licences, duplicate versions and sources (advisories need network access to GitHub).
     run(cargo()

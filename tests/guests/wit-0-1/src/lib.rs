@@ -5,6 +5,10 @@
 //! The rule: scale the job so that the mean worker CPU comes to `target_cpu` (default 0.7),
 //! `ceil(parallelism * mean_cpu / target_cpu)`, clamped to the bounds. It logs one line per
 //! decision, so the 0.1.0 `log` import is exercised too.
+#![allow(
+    missing_docs,
+    reason = "a test guest: its only public items are the bindings wit-bindgen generates at the crate root"
+)]
 
 wit_bindgen::generate!({ world: "scaling-policy", path: "../../../wit/versions/0.1.0" });
 

@@ -1,5 +1,9 @@
 //! A component that exports some other world, for the sandbox tests: the host must refuse it
 //! as the wrong world rather than fail later.
+#![allow(
+    missing_docs,
+    reason = "a test guest: its only public items are the bindings wit-bindgen generates at the crate root"
+)]
 
 wit_bindgen::generate!({
     inline: "
