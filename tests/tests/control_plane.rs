@@ -502,6 +502,184 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
     server.await.unwrap().unwrap();
 }
 
+/// `POST /policy` swaps one file into several jobs: malformed requests and a pin the file
+/// does not match are refused before any job is asked; a named subset swaps and the others
+/// keep their policy; without `jobs` every job is asked (the ones already running it answer
+/// "unchanged"); a file every job refuses is a 422 naming each, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_api_request_swaps_a_policy_into_several_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let jobs: Vec<String> = names
+        .iter()
+        .map(|n| {
+            sim_job(
+                n,
+                &policy_path("ds2"),
+                "watch_policy = false",
+                "speedup = 100.0",
+            )
+        })
+        .collect();
+    let cfg = config(dir.path(), &store_in(dir.path()), &jobs);
+    // Its own engine, to count the components the jobs hold.
+    let engine =
+        daedalus_host::policy::PolicyEngine::new(daedalus_host::policy::EngineOptions::default())
+            .unwrap();
+    let parts = HostParts::new(&cfg, engine.clone()).unwrap();
+    let built = build_all(&cfg, &parts).await;
+    parts.started();
+    let shared: BTreeMap<String, Arc<JobShared>> = built
+        .iter()
+        .map(|b| (b.job.shared().status().name.clone(), b.job.shared()))
+        .collect();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let token = "a-test-token-that-is-long";
+    let state = api::ApiState {
+        arms: BTreeMap::new(),
+        jobs: Arc::new(shared.clone()),
+        store: parts.store.clone(),
+        metrics: parts.metrics.clone(),
+        token: Some(token.into()),
+        public_read: true,
+        request_timeout: Duration::from_secs(20),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(api::serve(listener, state, rx.clone()));
+    let tasks: Vec<_> = built
+        .into_iter()
+        .map(|b| tokio::spawn(run_job(b, Duration::from_secs(10), None, rx.clone())))
+        .collect();
+    let api = Api {
+        url,
+        client: daedalus_host::engine::tls::http_client(
+            &Default::default(),
+            Duration::from_secs(30),
+        )
+        .unwrap(),
+        token,
+    };
+    let policies = || -> Vec<String> {
+        names
+            .iter()
+            .map(|n| shared[*n].status().policy.name)
+            .collect()
+    };
+    wait_for(
+        async || policies().iter().all(|p| p == "ds2"),
+        "every job's first decision",
+    )
+    .await;
+    let hpa = policy_path("hpa");
+    let swap = |extra: &str| format!(r#"{{"path": "{}"{extra}}}"#, hpa.display());
+
+    // Refused before any job is asked.
+    assert_eq!(api.post("/policy", None, Some(&swap(""))).await.0, 401);
+    for (body, status, says) in [
+        ("{not json".to_string(), 400, ""),
+        (swap(r#", "jobs": []"#), 400, "jobs"),
+        (swap(r#", "jobs": ["a", "nope"]"#), 404, "nope"),
+        (swap(r#", "job": ["a"]"#), 400, "job"),
+        (
+            r#"{"path": "/no/such/file.wasm"}"#.to_string(),
+            400,
+            "/no/such/file.wasm",
+        ),
+        (swap(r#", "sha256": "00""#), 422, "no job was asked"),
+    ] {
+        let (s, reply) = api.post("/policy", Some(api.token), Some(&body)).await;
+        assert_eq!(s, status, "{body}: {reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(says),
+            "{body}: {reply}"
+        );
+    }
+    assert_eq!(policies(), ["ds2", "ds2", "ds2"]);
+
+    // Two named jobs (one named twice), pinned with an upper-case digest.
+    let pin = daedalus_host::policy::sha256_hex(&std::fs::read(&hpa).unwrap()).to_uppercase();
+    let (s, reply) = api
+        .post(
+            "/policy",
+            Some(api.token),
+            Some(&swap(&format!(
+                r#", "sha256": "{pin}", "jobs": ["b", "a", "b"]"#
+            ))),
+        )
+        .await;
+    assert_eq!(s, 200, "{reply}");
+    let outcomes = reply["jobs"].as_object().unwrap();
+    assert_eq!(outcomes.keys().collect::<Vec<_>>(), ["a", "b"], "{reply}");
+    for n in ["a", "b"] {
+        let ok = reply["jobs"][n]["ok"].as_str().unwrap();
+        assert!(ok.starts_with("swapped"), "{reply}");
+    }
+    assert_eq!(policies(), ["hpa", "hpa", "ds2"]);
+    // hpa, and ds2 (c's, and a's and b's rollback target), each held once.
+    assert_eq!(engine.held_components(), 2);
+
+    // Every job: a and b run it already.
+    let (s, reply) = api.post("/policy", Some(api.token), Some(&swap(""))).await;
+    assert_eq!(s, 200, "{reply}");
+    assert!(
+        reply["ok"].as_str().unwrap().starts_with("3 jobs run"),
+        "{reply}"
+    );
+    for n in ["a", "b"] {
+        let ok = reply["jobs"][n]["ok"].as_str().unwrap();
+        assert!(ok.starts_with("unchanged"), "{reply}");
+    }
+    let ok = reply["jobs"]["c"]["ok"].as_str().unwrap();
+    assert!(ok.starts_with("swapped"), "{reply}");
+    assert_eq!(policies(), ["hpa", "hpa", "hpa"]);
+    assert_eq!(
+        shared["c"].status().policy_set_by.as_deref(),
+        Some("api"),
+        "recorded as an API swap"
+    );
+
+    // A file no job can load: every job refuses and names why; nothing changes.
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let (s, reply) = api
+        .post(
+            "/policy",
+            Some(api.token),
+            Some(&format!(r#"{{"path": "{}"}}"#, junk.display())),
+        )
+        .await;
+    assert_eq!(s, 422, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 of 3 jobs refused"),
+        "{reply}"
+    );
+    for n in names {
+        let err = reply["jobs"][n]["error"].as_str().unwrap();
+        assert!(err.contains("the active policy is unchanged"), "{reply}");
+    }
+    assert_eq!(policies(), ["hpa", "hpa", "hpa"]);
+    let store = parts.store.clone().unwrap();
+    for n in names {
+        let kinds: Vec<String> = store
+            .policy_events(n)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["swap", "swap-refused"], "{n}");
+    }
+
+    tx.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    server.await.unwrap().unwrap();
+}
+
 /// Editing the policy file swaps the policy at the next tick (notify); a broken file is
 /// refused and recorded, and the running policy is unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -815,6 +993,7 @@ async fn request_swap(
         .request(daedalus_host::live::shared::Request::Swap {
             path,
             sha256: None,
+            bytes: None,
             params: params.map(|p| {
                 p.iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))

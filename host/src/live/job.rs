@@ -91,6 +91,14 @@ impl Cycle {
     }
 }
 
+/// The component a swap asks for: its file, the pin, and its bytes when the caller has read
+/// and hashed them already (one file swapped into many jobs).
+struct PolicyFile {
+    path: PathBuf,
+    sha256: Option<String>,
+    bytes: Option<Arc<crate::policy::Digested<'static>>>,
+}
+
 struct Pending {
     target: Target,
     started_ms: u64,
@@ -208,7 +216,8 @@ pub struct JobLoop {
     last_input: Option<DecisionInput>,
 }
 
-fn short(d: &str) -> &str {
+/// The first 12 hex digits of a digest, for messages.
+pub(super) fn short(d: &str) -> &str {
     &d[..d.len().min(12)]
 }
 
@@ -1047,6 +1056,7 @@ impl JobLoop {
             requests.push(Request::Swap {
                 path: c.path.clone(),
                 sha256: c.sha256.clone(),
+                bytes: None,
                 params: None,
                 source: "file-watch".into(),
                 reply: None,
@@ -1057,11 +1067,17 @@ impl JobLoop {
                 Request::Swap {
                     path,
                     sha256,
+                    bytes,
                     params,
                     source,
                     reply,
                 } => {
-                    let result = self.swap(path, sha256, params, &source, now_ms).await;
+                    let file = PolicyFile {
+                        path,
+                        sha256,
+                        bytes,
+                    };
+                    let result = self.swap(file, params, &source, now_ms).await;
                     if let Some(tx) = reply {
                         let _ = tx.send(result);
                     }
@@ -1069,9 +1085,13 @@ impl JobLoop {
                 Request::Reset { reply } => {
                     let result = match &self.control {
                         Some(c) => {
-                            let (path, sha256) = (c.path.clone(), c.sha256.clone());
+                            let file = PolicyFile {
+                                path: c.path.clone(),
+                                sha256: c.sha256.clone(),
+                                bytes: None,
+                            };
                             let params = Some(c.basis_params.clone());
-                            self.swap(path, sha256, params, "reset", now_ms).await
+                            self.swap(file, params, "reset", now_ms).await
                         }
                         None => Err("this job's policy cannot be swapped (not a component)".into()),
                     };
@@ -1091,8 +1111,7 @@ impl JobLoop {
 
     async fn swap(
         &mut self,
-        path: PathBuf,
-        sha256: Option<String>,
+        file: PolicyFile,
         params: Option<Vec<(String, String)>>,
         source: &str,
         now_ms: u64,
@@ -1116,16 +1135,25 @@ impl JobLoop {
         if let Some(params) = &params {
             probe.params = params.clone();
         }
+        let PolicyFile {
+            path,
+            sha256,
+            bytes,
+        } = file;
         let p2 = path.clone();
         // New params are checked and applied even with the same component.
         let same_params = params.as_ref().is_none_or(|p| *p == self.settings.params);
         let result = tokio::task::spawn_blocking(move || {
-            if same_params {
-                // Same file, same bytes, same params: nothing to do.
-                slot.reload_file_if_changed(&p2, sha256.as_deref(), Some(&probe))
-            } else {
-                slot.reload_file(&p2, sha256.as_deref(), Some(&probe))
-                    .map(Some)
+            let pin = sha256.as_deref();
+            match (bytes, same_params) {
+                // Same bytes, same params: nothing to do.
+                (None, true) => slot.reload_file_if_changed(&p2, pin, Some(&probe)),
+                (None, false) => slot.reload_file(&p2, pin, Some(&probe)).map(Some),
+                (Some(b), true) => slot.reload_digested_if_changed(b.borrowed(), pin, Some(&probe)),
+                (Some(b), false) => b
+                    .check(pin)
+                    .and_then(|()| slot.reload_digested(b.borrowed(), Some(&probe)))
+                    .map(Some),
             }
         })
         .await

@@ -19,6 +19,9 @@ pub enum Request {
         path: PathBuf,
         /// Expected sha256.
         sha256: Option<String>,
+        /// The file's bytes, already read and hashed by the caller, so that one file swapped
+        /// into many jobs is read and hashed once; `None`: the job reads `path`.
+        bytes: Option<std::sync::Arc<crate::policy::Digested<'static>>>,
         /// New policy parameters (default: keep the job's).
         params: Option<Vec<(String, String)>>,
         /// Who asked (`api`, `file-watch`, `reset`).

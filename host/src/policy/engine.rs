@@ -358,27 +358,39 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Policy bytes with their sha256, computed once on construction, so a load that checks the
 /// digest first (a pinned digest, or "is this the active component?") does not hash the bytes
 /// again. The digest cannot disagree with the bytes: it is only ever computed here.
-pub(crate) struct Digested<'a> {
+///
+/// Read once and shared (`Arc<Digested<'static>>`), one file swapped into many jobs
+/// (`POST /policy`) is read and hashed once for all of them.
+#[derive(Debug)]
+pub struct Digested<'a> {
     bytes: Cow<'a, [u8]>,
     digest: String,
 }
 
 impl<'a> Digested<'a> {
     /// Hashes `bytes`.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Digested {
             digest: sha256_hex(bytes),
             bytes: Cow::Borrowed(bytes),
         }
     }
 
+    /// The same bytes and digest, borrowed: nothing is copied or hashed again.
+    pub fn borrowed(&self) -> Digested<'_> {
+        Digested {
+            bytes: Cow::Borrowed(&self.bytes),
+            digest: self.digest.clone(),
+        }
+    }
+
     /// The lower-case hex sha256 of the bytes.
-    pub(crate) fn digest(&self) -> &str {
+    pub fn digest(&self) -> &str {
         &self.digest
     }
 
     /// Refuses bytes whose digest is not `expected` (case-insensitive hex); `None` accepts any.
-    pub(crate) fn check(&self, expected: Option<&str>) -> Result<(), LoadError> {
+    pub fn check(&self, expected: Option<&str>) -> Result<(), LoadError> {
         match expected {
             Some(expected) if !expected.eq_ignore_ascii_case(&self.digest) => {
                 Err(LoadError::DigestMismatch {
@@ -393,7 +405,7 @@ impl<'a> Digested<'a> {
 
 impl Digested<'static> {
     /// Hashes `bytes`, keeping them.
-    pub(crate) fn owned(bytes: Vec<u8>) -> Self {
+    pub fn owned(bytes: Vec<u8>) -> Self {
         Digested {
             digest: sha256_hex(&bytes),
             bytes: Cow::Owned(bytes),
@@ -401,7 +413,7 @@ impl Digested<'static> {
     }
 
     /// Reads and hashes the file at `path`.
-    pub(crate) fn read(path: &Path) -> Result<Self, LoadError> {
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
         std::fs::read(path)
             .map(Digested::owned)
             .map_err(|e| LoadError::Io {
@@ -428,6 +440,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_borrowed_copy_has_the_same_bytes_and_digest() {
+        let owned = Digested::owned(b"abc".to_vec());
+        let borrowed = owned.borrowed();
+        assert_eq!(borrowed.digest(), owned.digest());
+        assert!(matches!(borrowed.bytes, Cow::Borrowed(b) if std::ptr::eq(b, &*owned.bytes)));
     }
 
     #[test]

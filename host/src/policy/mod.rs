@@ -25,7 +25,7 @@ mod sandbox;
 mod wasm_policy;
 
 pub use cache::PrecompiledCache;
-pub(crate) use engine::Digested;
+pub use engine::Digested;
 pub use engine::{EngineOptions, PolicyEngine, sha256_hex};
 pub use error::{LoadError, PolicyError, TrapKind};
 pub use inspect::{Inspection, inspect};

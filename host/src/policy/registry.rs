@@ -103,8 +103,24 @@ impl PolicySlot {
         expected_sha256: Option<&str>,
         probe: Option<&DecisionInput>,
     ) -> Result<Option<SwapReport>, LoadError> {
-        let result = Digested::read(path).and_then(|wasm| {
-            wasm.check(expected_sha256)?;
+        match Digested::read(path) {
+            Ok(wasm) => self.reload_digested_if_changed(wasm, expected_sha256, probe),
+            Err(e) => {
+                log_outcome(&self.active(), &Err(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// [`PolicySlot::reload_file_if_changed`] for bytes already read and hashed (one file
+    /// swapped into many jobs is read and hashed once). Blocking.
+    pub fn reload_digested_if_changed(
+        &self,
+        wasm: Digested<'_>,
+        expected_sha256: Option<&str>,
+        probe: Option<&DecisionInput>,
+    ) -> Result<Option<SwapReport>, LoadError> {
+        let result = wasm.check(expected_sha256).and_then(|()| {
             if wasm.digest() == self.active().digest() {
                 return Ok(None);
             }
@@ -128,7 +144,7 @@ impl PolicySlot {
     }
 
     /// [`PolicySlot::reload_bytes`] for bytes already hashed. Blocking.
-    pub(crate) fn reload_digested(
+    pub fn reload_digested(
         &self,
         wasm: Digested<'_>,
         probe: Option<&DecisionInput>,
