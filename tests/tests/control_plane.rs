@@ -260,6 +260,33 @@ impl Api {
     }
 }
 
+/// Serves the API over `jobs` (arms as given, the store and metrics of `parts`, a token) on a
+/// free loopback port until `stop`; the client, and the server's task.
+async fn serve_api(
+    jobs: BTreeMap<String, Arc<JobShared>>,
+    arms: BTreeMap<String, String>,
+    parts: &HostParts,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (Api, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let token = "a-test-token-that-is-long";
+    let state = api::ApiState {
+        arms,
+        jobs: Arc::new(jobs),
+        store: parts.store.clone(),
+        metrics: parts.metrics.clone(),
+        token: Some(token.into()),
+        public_read: true,
+        request_timeout: Duration::from_secs(20),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(api::serve(listener, state, stop));
+    let client =
+        daedalus_host::engine::tls::http_client(&Default::default(), Duration::from_secs(30))
+            .unwrap();
+    (Api { url, client, token }, server)
+}
+
 async fn wait_for(mut check: impl AsyncFnMut() -> bool, what: &str) {
     for _ in 0..300 {
         if check().await {
@@ -290,29 +317,14 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
     let built = build_all(&cfg, &parts).await.pop().unwrap();
     let shared: Arc<JobShared> = built.job.shared();
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let token = "a-test-token-that-is-long";
-    let state = api::ApiState {
-        arms: BTreeMap::from([("live".to_string(), "a".to_string())]),
-        jobs: Arc::new(BTreeMap::from([("live".to_string(), shared.clone())])),
-        store: parts.store.clone(),
-        metrics: parts.metrics.clone(),
-        token: Some(token.into()),
-        public_read: true,
-        request_timeout: Duration::from_secs(20),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(api::serve(listener, state, rx.clone()));
+    let (api, server) = serve_api(
+        BTreeMap::from([("live".to_string(), shared.clone())]),
+        BTreeMap::from([("live".to_string(), "a".to_string())]),
+        &parts,
+        rx.clone(),
+    )
+    .await;
     let task = tokio::spawn(run_job(built, Duration::from_secs(10), None, rx));
-    let api = Api {
-        url,
-        client: daedalus_host::engine::tls::http_client(
-            &Default::default(),
-            Duration::from_secs(30),
-        )
-        .unwrap(),
-        token,
-    };
     wait_for(
         async || shared.status().policy.name == "ds2",
         "the first decision",
@@ -534,32 +546,11 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
         .map(|b| (b.job.shared().status().name.clone(), b.job.shared()))
         .collect();
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let token = "a-test-token-that-is-long";
-    let state = api::ApiState {
-        arms: BTreeMap::new(),
-        jobs: Arc::new(shared.clone()),
-        store: parts.store.clone(),
-        metrics: parts.metrics.clone(),
-        token: Some(token.into()),
-        public_read: true,
-        request_timeout: Duration::from_secs(20),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(api::serve(listener, state, rx.clone()));
+    let (api, server) = serve_api(shared.clone(), BTreeMap::new(), &parts, rx.clone()).await;
     let tasks: Vec<_> = built
         .into_iter()
         .map(|b| tokio::spawn(run_job(b, Duration::from_secs(10), None, rx.clone())))
         .collect();
-    let api = Api {
-        url,
-        client: daedalus_host::engine::tls::http_client(
-            &Default::default(),
-            Duration::from_secs(30),
-        )
-        .unwrap(),
-        token,
-    };
     let policies = || -> Vec<String> {
         names
             .iter()
@@ -615,7 +606,12 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
         let ok = reply["jobs"][n]["ok"].as_str().unwrap();
         assert!(ok.starts_with("swapped"), "{reply}");
     }
-    assert_eq!(policies(), ["hpa", "hpa", "ds2"]);
+    // The job reports its new policy once that has decided (after the reply).
+    wait_for(
+        async || policies() == ["hpa", "hpa", "ds2"],
+        "a and b deciding with hpa",
+    )
+    .await;
     // hpa, and ds2 (c's, and a's and b's rollback target), each held once.
     assert_eq!(engine.held_components(), 2);
 
@@ -632,7 +628,11 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
     }
     let ok = reply["jobs"]["c"]["ok"].as_str().unwrap();
     assert!(ok.starts_with("swapped"), "{reply}");
-    assert_eq!(policies(), ["hpa", "hpa", "hpa"]);
+    wait_for(
+        async || policies() == ["hpa", "hpa", "hpa"],
+        "c deciding with hpa",
+    )
+    .await;
     assert_eq!(
         shared["c"].status().policy_set_by.as_deref(),
         Some("api"),
