@@ -426,7 +426,11 @@ async fn swap_jobs(
     } else {
         (
             StatusCode::OK,
-            json!(format!("{n} jobs run {}", super::job::short(wasm.digest()))),
+            json!(format!(
+                "{n} {} {}",
+                if n == 1 { "job runs" } else { "jobs run" },
+                super::job::short(wasm.digest())
+            )),
         )
     };
     let key = if refused > 0 { "error" } else { "ok" };
