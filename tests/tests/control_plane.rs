@@ -680,6 +680,72 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
     server.await.unwrap().unwrap();
 }
 
+/// `POST /pause` and `POST /resume` act on the named jobs, or every job with an empty body;
+/// a malformed body, an empty list or an unknown name changes nothing. (The flag is what a
+/// job's cycle reads and records; `a_pause_survives_a_host_restart` covers the rest.)
+#[tokio::test]
+async fn one_api_request_pauses_or_resumes_several_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let jobs: Vec<String> = names
+        .iter()
+        .map(|n| sim_job(n, &policy_path("ds2"), "", ""))
+        .collect();
+    let cfg = config(dir.path(), "", &jobs);
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let built = build_all(&cfg, &parts).await;
+    let shared: BTreeMap<String, Arc<JobShared>> = names
+        .iter()
+        .zip(&built)
+        .map(|(n, b)| (n.to_string(), b.job.shared()))
+        .collect();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (api, server) = serve_api(shared.clone(), BTreeMap::new(), &parts, rx).await;
+    let paused = || -> Vec<bool> { names.iter().map(|n| shared[*n].paused()).collect() };
+
+    assert_eq!(api.post("/pause", None, None).await.0, 401);
+    for (body, status, says) in [
+        ("{not json", 400, "empty or"),
+        (r#"{"jobs": "a"}"#, 400, "empty or"),
+        (r#"{"job": ["a"]}"#, 400, "unknown field"),
+        (r#"{"jobs": []}"#, 400, "jobs"),
+        (r#"{"jobs": ["a", "nope"]}"#, 404, "nope"),
+    ] {
+        let (s, reply) = api.post("/pause", Some(api.token), Some(body)).await;
+        assert_eq!(s, status, "{body}: {reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(says),
+            "{body}: {reply}"
+        );
+    }
+    assert_eq!(paused(), [false, false, false]);
+
+    let (s, reply) = api
+        .post("/pause", Some(api.token), Some(r#"{"jobs": ["c", "a"]}"#))
+        .await;
+    assert_eq!(s, 200, "{reply}");
+    assert_eq!(reply["jobs"], serde_json::json!(["a", "c"]), "{reply}");
+    assert_eq!(paused(), [true, false, true]);
+    let (s, reply) = api.post("/pause", Some(api.token), None).await;
+    assert_eq!(
+        (s, reply["jobs"].as_array().unwrap().len()),
+        (200, 3),
+        "{reply}"
+    );
+    assert_eq!(paused(), [true, true, true]);
+    let (s, _) = api
+        .post("/resume", Some(api.token), Some(r#"{"jobs": ["b"]}"#))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(paused(), [true, false, true]);
+    let (s, reply) = api.post("/resume", Some(api.token), Some(" \n")).await;
+    assert_eq!((s, reply["ok"].as_str()), (200, Some("resumed")), "{reply}");
+    assert_eq!(paused(), [false, false, false]);
+
+    tx.send(true).unwrap();
+    server.await.unwrap().unwrap();
+}
+
 /// Editing the policy file swaps the policy at the next tick (notify); a broken file is
 /// refused and recorded, and the running policy is unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

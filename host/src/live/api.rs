@@ -13,6 +13,7 @@
 //! | `POST /jobs/{job}/policy/reset` | back to the configured policy file and params (validated like a swap) | token |
 //! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy (with `[store]`, a swapped or promoted policy survives a restart until the configured one changes) | token |
 //! | `POST /jobs/{job}/pause`, `POST /jobs/{job}/resume` | stop or restart acting (the job still decides and records) | token |
+//! | `POST /pause`, `POST /resume` (body empty, or `{"jobs": ["a", "b"]}`) | the same for several jobs, or every job (an incident's "stop scaling now") | token |
 //! | `GET /arms?since_hours=24&lag_threshold=10000` | split test: each arm's scorecard from live data (jobs' `arm`; needs `[store]`) | read |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) | read |
 //!
@@ -120,6 +121,25 @@ impl ApiState {
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job named {name:?}")))
     }
 
+    /// The jobs a request for several names (`None`: every job), sorted and each once; an
+    /// empty list or an unknown name refuses the whole request.
+    fn select(&self, names: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+        let Some(names) = names else {
+            return Ok(self.jobs.keys().cloned().collect());
+        };
+        if names.is_empty() {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "\"jobs\" is empty: name at least one job, or leave it out for every job".into(),
+            ));
+        }
+        for name in &names {
+            self.job(name)?;
+        }
+        let unique: std::collections::BTreeSet<String> = names.into_iter().collect();
+        Ok(unique.into_iter().collect())
+    }
+
     fn store(&self) -> Result<&Arc<Store>, ApiError> {
         self.store.as_ref().ok_or_else(|| {
             ApiError(
@@ -141,6 +161,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{job}/rescales", get(rescales))
         .route("/jobs/{job}/policy-events", get(policy_events))
         .route("/policy", post(swap_jobs))
+        .route("/pause", post(pause_jobs))
+        .route("/resume", post(resume_jobs))
         .route("/jobs/{job}/policy", post(swap))
         .route("/jobs/{job}/policy/reset", post(reset))
         .route("/jobs/{job}/promote", post(promote))
@@ -340,22 +362,7 @@ async fn swap_jobs(
 ) -> ApiResult {
     s.check(&h, true)?;
     let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let names: Vec<String> = match body.jobs {
-        None => s.jobs.keys().cloned().collect(),
-        Some(names) if names.is_empty() => {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                "\"jobs\" is empty: name at least one job, or leave it out for every job".into(),
-            ));
-        }
-        Some(names) => {
-            for name in &names {
-                s.job(name)?;
-            }
-            let unique: std::collections::BTreeSet<String> = names.into_iter().collect();
-            unique.into_iter().collect()
-        }
-    };
+    let names = s.select(body.jobs)?;
     let path = body.path.clone();
     let wasm = tokio::task::spawn_blocking(move || crate::policy::Digested::read(&path))
         .await
@@ -479,6 +486,52 @@ async fn resume(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String
     s.check(&h, true)?;
     s.job(&name)?.set_paused(false);
     Ok(axum::Json(json!({ "ok": "resumed" })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct JobsBody {
+    /// Default: every job.
+    jobs: Option<Vec<String>>,
+}
+
+/// Pauses or resumes several jobs (an empty body: every job) at once, as
+/// `POST /jobs/{job}/pause` and `/resume` do for one.
+fn set_paused(s: &ApiState, h: &HeaderMap, body: &[u8], paused: bool) -> ApiResult {
+    s.check(h, true)?;
+    let body: JobsBody = if body.iter().all(u8::is_ascii_whitespace) {
+        JobsBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be empty or {{\"jobs\": [...]}}: {e}"),
+            )
+        })?
+    };
+    let names = s.select(body.jobs)?;
+    for name in &names {
+        s.jobs[name].set_paused(paused);
+    }
+    tracing::info!(jobs = names.len(), paused, "Pause set through the API.");
+    let what = if paused {
+        "paused: the jobs decide and record, and change nothing"
+    } else {
+        "resumed"
+    };
+    Ok(axum::Json(json!({ "ok": what, "jobs": names })).into_response())
+}
+
+async fn pause_jobs(State(s): State<ApiState>, h: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    set_paused(&s, &h, &body, true)
+}
+
+async fn resume_jobs(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    set_paused(&s, &h, &body, false)
 }
 
 #[derive(Deserialize)]
