@@ -258,6 +258,26 @@ impl Api {
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
+
+    /// POSTs `body` as `content_type`, with the token.
+    async fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
 }
 
 /// Serves the API over `jobs` (arms as given, the store and metrics of `parts`, a token) on a
@@ -517,7 +537,8 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
 /// `POST /policy` swaps one file into several jobs: malformed requests and a pin the file
 /// does not match are refused before any job is asked; a named subset swaps and the others
 /// keep their policy; without `jobs` every job is asked (the ones already running it answer
-/// "unchanged"); a file every job refuses is a 422 naming each, and nothing changes.
+/// "unchanged"); a file every job refuses is a 422 naming each, and nothing changes. The
+/// component can be uploaded instead (`application/wasm`), to several jobs or to one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_api_request_swaps_a_policy_into_several_jobs() {
     let dir = tempfile::tempdir().unwrap();
@@ -672,6 +693,93 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
             .collect();
         assert_eq!(kinds, ["swap", "swap-refused"], "{n}");
     }
+
+    // The component itself, uploaded: refused on a wrong pin, a stray query or content type,
+    // or a size beyond the limit, before any job is asked; bytes that are not a component, by
+    // the jobs.
+    let ds2 = std::fs::read(policy_path("ds2")).unwrap();
+    let ds2_sha = daedalus_host::policy::sha256_hex(&ds2);
+    let wasm = "application/wasm";
+    for (path, content_type, body, status, says) in [
+        (
+            "/policy?sha256=00",
+            wasm,
+            ds2.clone(),
+            422,
+            "no job was asked",
+        ),
+        ("/policy?jobs=a,nope", wasm, ds2.clone(), 404, "nope"),
+        ("/policy?jobs=,", wasm, ds2.clone(), 400, "jobs"),
+        ("/policy?job=a", wasm, ds2.clone(), 400, "job"),
+        (
+            "/policy",
+            "application/octet-stream",
+            ds2.clone(),
+            415,
+            "application/wasm",
+        ),
+        ("/policy", wasm, vec![0; (64 << 20) + 1], 413, "upload"),
+        // Past axum's default 2 MB body limit, within the upload limit: read, and refused by
+        // the job as not a component.
+        (
+            "/policy?jobs=a",
+            wasm,
+            vec![0; 3 << 20],
+            422,
+            "1 of 1 jobs refused",
+        ),
+        ("/jobs/a/policy?jobs=a", wasm, ds2.clone(), 400, "jobs"),
+        (
+            "/jobs/a/policy?sha256=00",
+            wasm,
+            ds2.clone(),
+            422,
+            "unchanged",
+        ),
+    ] {
+        let (s, reply) = api.upload(path, content_type, body).await;
+        assert_eq!(s, status, "{path}: {reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains(says),
+            "{path}: {reply}"
+        );
+    }
+    let (s, reply) = api
+        .post(
+            "/policy?jobs=a",
+            Some(api.token),
+            Some(&format!(r#"{{"path": "{}"}}"#, hpa.display())),
+        )
+        .await;
+    assert_eq!(s, 400, "a query string with JSON: {reply}");
+    assert_eq!(policies(), ["hpa", "hpa", "hpa"]);
+
+    // Into two jobs (pinned), then into one job by its own endpoint.
+    let (s, reply) = api
+        .upload(
+            &format!("/policy?jobs=a,b&sha256={ds2_sha}"),
+            wasm,
+            ds2.clone(),
+        )
+        .await;
+    assert_eq!(s, 200, "{reply}");
+    let ok = reply["jobs"]["a"]["ok"].as_str().unwrap();
+    assert!(ok.starts_with("swapped"), "{reply}");
+    assert!(
+        ok.contains(&format!("an upload of {} bytes", ds2.len())),
+        "{reply}"
+    );
+    let (s, reply) = api.upload("/jobs/c/policy", wasm, ds2.clone()).await;
+    assert_eq!(s, 200, "{reply}");
+    assert!(
+        reply["ok"].as_str().unwrap().starts_with("swapped"),
+        "{reply}"
+    );
+    wait_for(
+        async || policies() == ["ds2", "ds2", "ds2"],
+        "every job deciding with the uploaded ds2",
+    )
+    .await;
 
     tx.send(true).unwrap();
     for t in tasks {
@@ -1057,9 +1165,8 @@ async fn request_swap(
         .job
         .shared()
         .request(daedalus_host::live::shared::Request::Swap {
-            path,
+            component: daedalus_host::live::shared::Component::File(path),
             sha256: None,
-            bytes: None,
             params: params.map(|p| {
                 p.iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))

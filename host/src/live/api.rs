@@ -8,8 +8,8 @@
 //! | `GET /jobs/{job}/decisions?limit=100&role=active` | decision history, newest first (needs `[store]` beyond the last 50) | read |
 //! | `GET /jobs/{job}/rescales` | rescale events with their measured duration (needs `[store]`) | read |
 //! | `GET /jobs/{job}/policy-events` | swaps, rollbacks, promotions (needs `[store]`) | read |
-//! | `POST /jobs/{job}/policy` `{"path": "...", "sha256": "...", "params": {...}}` | hot swap (sha256 and params optional; params replace the job's): validated, applied at the next tick, answered then | token |
-//! | `POST /policy` `{"path": "...", "sha256": "...", "params": {...}, "jobs": ["a", "b"]}` | the same swap into several jobs (`jobs` optional: every job); the file is read and hashed once, each job validates it on its own input; `{"ok"}` or `{"error"}` with each job's outcome under `"jobs"`, 422 if any job refused it | token |
+//! | `POST /jobs/{job}/policy` `{"path": "...", "sha256": "...", "params": {...}}` | hot swap (sha256 and params optional; params replace the job's): validated, applied at the next tick, answered then; or the component itself as `application/wasm` (`?sha256=...` optional; the job's params kept) | token |
+//! | `POST /policy` `{"path": "...", "sha256": "...", "params": {...}, "jobs": ["a", "b"]}` | the same swap into several jobs (`jobs` optional: every job), or the component itself as `application/wasm` (`?jobs=a,b&sha256=...`); read and hashed once, each job validates it on its own input; `{"ok"}` or `{"error"}` with each job's outcome under `"jobs"`, 422 if any job refused it | token |
 //! | `POST /jobs/{job}/policy/reset` | back to the configured policy file and params (validated like a swap) | token |
 //! | `POST /jobs/{job}/promote` `{"shadow": "NAME"}` | make a shadow the active policy (with `[store]`, a swapped or promoted policy survives a restart until the configured one changes) | token |
 //! | `POST /jobs/{job}/pause`, `POST /jobs/{job}/resume` | stop or restart acting (the job still decides and records) | token |
@@ -20,6 +20,8 @@
 //! "token" endpoints need `Authorization: Bearer <api.token>` and are disabled when no token
 //! is configured; "read" endpoints need it too unless `api.public_read` (the default). Every
 //! error is JSON `{"error": "..."}` with a 4xx status; nothing a client sends can stop the host.
+
+mod swap;
 
 use super::metrics::Metrics;
 use super::shared::{JobShared, Request};
@@ -160,10 +162,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{job}/decisions", get(decisions))
         .route("/jobs/{job}/rescales", get(rescales))
         .route("/jobs/{job}/policy-events", get(policy_events))
-        .route("/policy", post(swap_jobs))
+        .route("/policy", post(swap::swap_jobs))
         .route("/pause", post(pause_jobs))
         .route("/resume", post(resume_jobs))
-        .route("/jobs/{job}/policy", post(swap))
+        .route("/jobs/{job}/policy", post(swap::swap))
         .route("/jobs/{job}/policy/reset", post(reset))
         .route("/jobs/{job}/promote", post(promote))
         .route("/jobs/{job}/pause", post(pause))
@@ -280,14 +282,6 @@ async fn policy_events(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SwapBody {
-    path: std::path::PathBuf,
-    sha256: Option<String>,
-    params: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PromoteBody {
     shadow: String,
 }
@@ -309,143 +303,6 @@ async fn wait(
                 .into(),
         )),
     }
-}
-
-async fn swap(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    Path(name): Path<String>,
-    body: Result<axum::Json<SwapBody>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
-    s.check(&h, true)?;
-    let job = s.job(&name)?;
-    let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    if !body.path.is_file() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("{} is not a file on the host", body.path.display()),
-        ));
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    job.request(Request::Swap {
-        path: body.path,
-        sha256: body.sha256,
-        bytes: None,
-        params: body
-            .params
-            .map(|m| m.into_iter().collect::<Vec<(String, String)>>()),
-        source: "api".into(),
-        reply: Some(tx),
-    });
-    wait(&s, rx).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SwapJobsBody {
-    path: std::path::PathBuf,
-    sha256: Option<String>,
-    params: Option<BTreeMap<String, String>>,
-    /// Default: every job.
-    jobs: Option<Vec<String>>,
-}
-
-/// One swap into many jobs: the file is read and hashed once (a pin checked once, before any
-/// job is asked), then each job validates and swaps it at its next tick, as
-/// `POST /jobs/{job}/policy` would. Answers once every job has answered or the request
-/// timeout has passed: 200 when every job swapped or already ran it, 202 when some have not
-/// reached their tick yet, 422 when any refused it (the others keep what they did).
-async fn swap_jobs(
-    State(s): State<ApiState>,
-    h: HeaderMap,
-    body: Result<axum::Json<SwapJobsBody>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
-    s.check(&h, true)?;
-    let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let names = s.select(body.jobs)?;
-    let path = body.path.clone();
-    let wasm = tokio::task::spawn_blocking(move || crate::policy::Digested::read(&path))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    wasm.check(body.sha256.as_deref()).map_err(|e| {
-        ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("swap refused, no job was asked: {e}"),
-        )
-    })?;
-    tracing::info!(
-        jobs = names.len(),
-        path = %body.path.display(),
-        digest = %wasm.digest(),
-        "Swapping a policy into jobs through the API."
-    );
-    let wasm = Arc::new(wasm);
-    let params: Option<Vec<(String, String)>> = body.params.map(|m| m.into_iter().collect());
-    let replies = names.iter().map(|name| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        s.jobs[name].request(Request::Swap {
-            path: body.path.clone(),
-            sha256: None,
-            bytes: Some(wasm.clone()),
-            params: params.clone(),
-            source: "api".into(),
-            reply: Some(tx),
-        });
-        tokio::time::timeout(s.request_timeout, rx)
-    });
-    let replies = futures_util::future::join_all(replies).await;
-    let (mut refused, mut queued) = (0, 0);
-    let mut outcomes = serde_json::Map::new();
-    for (name, reply) in names.iter().zip(replies) {
-        let outcome = match reply {
-            Ok(Ok(Ok(msg))) => json!({ "ok": msg }),
-            Ok(Ok(Err(msg))) => {
-                refused += 1;
-                json!({ "error": msg })
-            }
-            Ok(Err(_)) => {
-                refused += 1;
-                json!({ "error": "the job stopped before taking the request" })
-            }
-            Err(_) => {
-                queued += 1;
-                json!({ "queued": "the job has not reached its next tick yet (see /jobs/{job}/policy-events)" })
-            }
-        };
-        outcomes.insert(name.clone(), outcome);
-    }
-    let n = names.len();
-    let (status, summary) = if refused > 0 {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!(format!(
-                "{refused} of {n} jobs refused the swap and keep their policy"
-            )),
-        )
-    } else if queued > 0 {
-        (
-            StatusCode::ACCEPTED,
-            json!(format!(
-                "{queued} of {n} jobs have not reached their next tick yet"
-            )),
-        )
-    } else {
-        (
-            StatusCode::OK,
-            json!(format!(
-                "{n} {} {}",
-                if n == 1 { "job runs" } else { "jobs run" },
-                super::job::short(wasm.digest())
-            )),
-        )
-    };
-    let key = if refused > 0 { "error" } else { "ok" };
-    Ok((
-        status,
-        axum::Json(json!({ key: summary, "jobs": outcomes })),
-    )
-        .into_response())
 }
 
 async fn reset(State(s): State<ApiState>, h: HeaderMap, Path(name): Path<String>) -> ApiResult {

@@ -17,7 +17,7 @@
 
 use super::guardrails::{GuardState, Guardrails};
 use super::metrics::Metrics;
-use super::shared::{Divergence, JobShared, PolicyRef, Request, ShadowStatus};
+use super::shared::{Component, Divergence, JobShared, PolicyRef, Request, ShadowStatus};
 use crate::engine::{Actuator, ApplyOutcome, Collected, Collector, Progress, Target};
 use crate::mapek::{PlanOutcome, ScalingPolicy, plan_metered};
 use crate::model::{
@@ -89,14 +89,6 @@ impl Cycle {
             Cycle::Decided { .. } => "decided",
         }
     }
-}
-
-/// The component a swap asks for: its file, the pin, and its bytes when the caller has read
-/// and hashed them already (one file swapped into many jobs).
-struct PolicyFile {
-    path: PathBuf,
-    sha256: Option<String>,
-    bytes: Option<Arc<crate::policy::Digested<'static>>>,
 }
 
 struct Pending {
@@ -1054,9 +1046,8 @@ impl JobLoop {
             && let Some(c) = &self.control
         {
             requests.push(Request::Swap {
-                path: c.path.clone(),
+                component: Component::File(c.path.clone()),
                 sha256: c.sha256.clone(),
-                bytes: None,
                 params: None,
                 source: "file-watch".into(),
                 reply: None,
@@ -1065,19 +1056,13 @@ impl JobLoop {
         for r in requests {
             match r {
                 Request::Swap {
-                    path,
+                    component,
                     sha256,
-                    bytes,
                     params,
                     source,
                     reply,
                 } => {
-                    let file = PolicyFile {
-                        path,
-                        sha256,
-                        bytes,
-                    };
-                    let result = self.swap(file, params, &source, now_ms).await;
+                    let result = self.swap(component, sha256, params, &source, now_ms).await;
                     if let Some(tx) = reply {
                         let _ = tx.send(result);
                     }
@@ -1085,13 +1070,9 @@ impl JobLoop {
                 Request::Reset { reply } => {
                     let result = match &self.control {
                         Some(c) => {
-                            let file = PolicyFile {
-                                path: c.path.clone(),
-                                sha256: c.sha256.clone(),
-                                bytes: None,
-                            };
-                            let params = Some(c.basis_params.clone());
-                            self.swap(file, params, "reset", now_ms).await
+                            let file = Component::File(c.path.clone());
+                            let (sha256, params) = (c.sha256.clone(), Some(c.basis_params.clone()));
+                            self.swap(file, sha256, params, "reset", now_ms).await
                         }
                         None => Err("this job's policy cannot be swapped (not a component)".into()),
                     };
@@ -1111,7 +1092,8 @@ impl JobLoop {
 
     async fn swap(
         &mut self,
-        file: PolicyFile,
+        component: Component,
+        sha256: Option<String>,
         params: Option<Vec<(String, String)>>,
         source: &str,
         now_ms: u64,
@@ -1135,24 +1117,25 @@ impl JobLoop {
         if let Some(params) = &params {
             probe.params = params.clone();
         }
-        let PolicyFile {
-            path,
-            sha256,
-            bytes,
-        } = file;
-        let p2 = path.clone();
+        let name = component.name();
         // New params are checked and applied even with the same component.
         let same_params = params.as_ref().is_none_or(|p| *p == self.settings.params);
         let result = tokio::task::spawn_blocking(move || {
             let pin = sha256.as_deref();
-            match (bytes, same_params) {
+            match (component, same_params) {
                 // Same bytes, same params: nothing to do.
-                (None, true) => slot.reload_file_if_changed(&p2, pin, Some(&probe)),
-                (None, false) => slot.reload_file(&p2, pin, Some(&probe)).map(Some),
-                (Some(b), true) => slot.reload_digested_if_changed(b.borrowed(), pin, Some(&probe)),
-                (Some(b), false) => b
+                (Component::File(path), true) => {
+                    slot.reload_file_if_changed(&path, pin, Some(&probe))
+                }
+                (Component::File(path), false) => {
+                    slot.reload_file(&path, pin, Some(&probe)).map(Some)
+                }
+                (Component::Bytes { wasm, .. }, true) => {
+                    slot.reload_digested_if_changed(wasm.borrowed(), pin, Some(&probe))
+                }
+                (Component::Bytes { wasm, .. }, false) => wasm
                     .check(pin)
-                    .and_then(|()| slot.reload_digested(b.borrowed(), Some(&probe)))
+                    .and_then(|()| slot.reload_digested(wasm.borrowed(), Some(&probe)))
                     .map(Some),
             }
         })
@@ -1166,7 +1149,7 @@ impl JobLoop {
                     c.basis_digest = self.policy.digest();
                     self.persist_override(source, now_ms);
                 }
-                Ok("unchanged: the file holds the active policy".into())
+                Ok(format!("unchanged: {name} holds the active policy"))
             }
             Ok(Some(report)) => {
                 let c = self.control.as_mut().expect("checked above");
@@ -1186,8 +1169,7 @@ impl JobLoop {
                     self.state = None;
                 }
                 let detail = format!(
-                    "{source}: {} (state {})",
-                    path.display(),
+                    "{source}: {name} (state {})",
                     if report.state_handed_over {
                         "kept"
                     } else {

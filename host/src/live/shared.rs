@@ -10,18 +10,39 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::oneshot;
 
+/// Where a swap's component comes from.
+#[derive(Debug, Clone)]
+pub enum Component {
+    /// A file the job reads and hashes itself.
+    File(PathBuf),
+    /// Bytes already read and hashed: a file read once for several jobs, or an upload.
+    Bytes {
+        /// What to call them in messages and events (the file's path, or "upload").
+        name: String,
+        /// The bytes with their sha256.
+        wasm: std::sync::Arc<crate::policy::Digested<'static>>,
+    },
+}
+
+impl Component {
+    /// The file's path, or the bytes' name, for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Component::File(path) => path.display().to_string(),
+            Component::Bytes { name, .. } => name.clone(),
+        }
+    }
+}
+
 /// A change the loop applies at its next tick boundary.
 #[derive(Debug)]
 pub enum Request {
-    /// Load a new active policy from a file (validated first).
+    /// Load a new active policy (validated first).
     Swap {
         /// The component.
-        path: PathBuf,
+        component: Component,
         /// Expected sha256.
         sha256: Option<String>,
-        /// The file's bytes, already read and hashed by the caller, so that one file swapped
-        /// into many jobs is read and hashed once; `None`: the job reads `path`.
-        bytes: Option<std::sync::Arc<crate::policy::Digested<'static>>>,
         /// New policy parameters (default: keep the job's).
         params: Option<Vec<(String, String)>>,
         /// Who asked (`api`, `file-watch`, `reset`).

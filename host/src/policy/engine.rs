@@ -384,6 +384,16 @@ impl<'a> Digested<'a> {
         }
     }
 
+    /// The number of bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// The lower-case hex sha256 of the bytes.
     pub fn digest(&self) -> &str {
         &self.digest

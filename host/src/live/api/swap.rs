@@ -1,0 +1,298 @@
+//! Hot swaps through the API: `POST /jobs/{job}/policy` for one job, `POST /policy` for several
+//! (or every) job. Either takes JSON naming a component file on the host, or the component
+//! itself (`content-type: application/wasm`, at most [`MAX_UPLOAD`] bytes, with `sha256` and,
+//! for `POST /policy`, `jobs` in the query string), for a host whose files the operator cannot
+//! reach (a pod). The body is read only once the token has been checked.
+
+use super::{ApiError, ApiResult, ApiState, query, wait};
+use crate::live::shared::{Component, Request};
+use crate::policy::Digested;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The largest component a swap takes as an upload (the Python policies are about 18 MB).
+const MAX_UPLOAD: usize = 64 << 20;
+
+/// The largest JSON body a swap takes.
+const MAX_JSON: usize = 1 << 20;
+
+/// `POST /jobs/{job}/policy` as JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapBody {
+    path: PathBuf,
+    sha256: Option<String>,
+    params: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /policy` as JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapJobsBody {
+    path: PathBuf,
+    sha256: Option<String>,
+    params: Option<BTreeMap<String, String>>,
+    /// Default: every job.
+    jobs: Option<Vec<String>>,
+}
+
+/// The query string of an upload (and nothing else).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UploadQuery {
+    sha256: Option<String>,
+    /// Comma-separated job names, `POST /policy` only (default: every job).
+    jobs: Option<String>,
+}
+
+/// What a swap request carries.
+enum Payload {
+    /// A JSON body.
+    Json(Bytes),
+    /// The component itself.
+    Upload(Bytes),
+}
+
+/// Reads the body by its content type, within the limit for that type.
+async fn payload(h: &HeaderMap, body: Body) -> Result<Payload, ApiError> {
+    let mime = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (limit, upload) = match mime.as_str() {
+        "application/json" => (MAX_JSON, false),
+        "application/wasm" => (MAX_UPLOAD, true),
+        _ => {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send JSON naming a component file on the host (content-type: application/json), \
+                 or the component itself (content-type: application/wasm)"
+                    .into(),
+            ));
+        }
+    };
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body could not be read within {} KiB ({}): {e}",
+                limit >> 10,
+                if upload { "an upload" } else { "JSON" }
+            ),
+        )
+    })?;
+    Ok(if upload {
+        Payload::Upload(bytes)
+    } else {
+        Payload::Json(bytes)
+    })
+}
+
+/// Parses a JSON body (unknown fields refused).
+fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(t)| t)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// A JSON request names everything in its body: a query string would be ignored, so it is
+/// refused.
+fn no_query(q: &UploadQuery) -> Result<(), ApiError> {
+    if q.sha256.is_some() || q.jobs.is_some() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the query string is for uploads (content-type: application/wasm); \
+             with JSON, name everything in the body"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes an upload off the async workers.
+async fn digest_upload(bytes: Bytes) -> Result<Digested<'static>, ApiError> {
+    tokio::task::spawn_blocking(move || Digested::owned(Vec::from(bytes)))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// What an upload is called in messages and policy events.
+fn upload_name(wasm: &Digested<'_>) -> String {
+    format!("an upload of {} bytes", wasm.len())
+}
+
+fn params(m: Option<BTreeMap<String, String>>) -> Option<Vec<(String, String)>> {
+    m.map(|m| m.into_iter().collect())
+}
+
+/// `POST /jobs/{job}/policy`: one job's hot swap, answered at its next tick.
+pub(super) async fn swap(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    q: Result<Query<UploadQuery>, QueryRejection>,
+    body: Body,
+) -> ApiResult {
+    s.check(&h, true)?;
+    let job = s.job(&name)?;
+    let q = query(q)?;
+    let (component, sha256, params) = match payload(&h, body).await? {
+        Payload::Json(bytes) => {
+            no_query(&q)?;
+            let body: SwapBody = parse(&bytes)?;
+            if !body.path.is_file() {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("{} is not a file on the host", body.path.display()),
+                ));
+            }
+            (Component::File(body.path), body.sha256, params(body.params))
+        }
+        Payload::Upload(bytes) => {
+            if q.jobs.is_some() {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    "`jobs` is for POST /policy; this request names its job in the path".into(),
+                ));
+            }
+            let wasm = digest_upload(bytes).await?;
+            let name = upload_name(&wasm);
+            let wasm = Arc::new(wasm);
+            (Component::Bytes { name, wasm }, q.sha256, None)
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    job.request(Request::Swap {
+        component,
+        sha256,
+        params,
+        source: "api".into(),
+        reply: Some(tx),
+    });
+    wait(&s, rx).await
+}
+
+/// `POST /policy`: one swap into many jobs. The component is read and hashed once (a pin
+/// checked once, before any job is asked), then each job validates and swaps it at its next
+/// tick, as `POST /jobs/{job}/policy` would. Answers once every job has answered or the
+/// request timeout has passed: 200 when every job swapped or already ran it, 202 when some
+/// have not reached their tick yet, 422 when any refused it (the others keep what they did).
+pub(super) async fn swap_jobs(
+    State(s): State<ApiState>,
+    h: HeaderMap,
+    q: Result<Query<UploadQuery>, QueryRejection>,
+    body: Body,
+) -> ApiResult {
+    s.check(&h, true)?;
+    let q = query(q)?;
+    let (names, wasm, name, sha256, params) = match payload(&h, body).await? {
+        Payload::Json(bytes) => {
+            no_query(&q)?;
+            let body: SwapJobsBody = parse(&bytes)?;
+            let names = s.select(body.jobs)?;
+            let path = body.path.clone();
+            let wasm = tokio::task::spawn_blocking(move || Digested::read(&path))
+                .await
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let name = body.path.display().to_string();
+            (names, wasm, name, body.sha256, params(body.params))
+        }
+        Payload::Upload(bytes) => {
+            let jobs = q.jobs.map(|j| {
+                j.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect()
+            });
+            let names = s.select(jobs)?;
+            let wasm = digest_upload(bytes).await?;
+            let name = upload_name(&wasm);
+            (names, wasm, name, q.sha256, None)
+        }
+    };
+    wasm.check(sha256.as_deref()).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("swap refused, no job was asked: {e}"),
+        )
+    })?;
+    tracing::info!(
+        jobs = names.len(),
+        component = %name,
+        digest = %wasm.digest(),
+        "Swapping a policy into jobs through the API."
+    );
+    let short = super::super::job::short(wasm.digest()).to_string();
+    let wasm = Arc::new(wasm);
+    let replies = names.iter().map(|job| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        s.jobs[job].request(Request::Swap {
+            component: Component::Bytes {
+                name: name.clone(),
+                wasm: wasm.clone(),
+            },
+            sha256: None,
+            params: params.clone(),
+            source: "api".into(),
+            reply: Some(tx),
+        });
+        tokio::time::timeout(s.request_timeout, rx)
+    });
+    let replies = futures_util::future::join_all(replies).await;
+    let (mut refused, mut queued) = (0, 0);
+    let mut outcomes = serde_json::Map::new();
+    for (job, reply) in names.iter().zip(replies) {
+        let outcome = match reply {
+            Ok(Ok(Ok(msg))) => json!({ "ok": msg }),
+            Ok(Ok(Err(msg))) => {
+                refused += 1;
+                json!({ "error": msg })
+            }
+            Ok(Err(_)) => {
+                refused += 1;
+                json!({ "error": "the job stopped before taking the request" })
+            }
+            Err(_) => {
+                queued += 1;
+                json!({ "queued": "the job has not reached its next tick yet (see /jobs/{job}/policy-events)" })
+            }
+        };
+        outcomes.insert(job.clone(), outcome);
+    }
+    let n = names.len();
+    let (status, key, summary) = if refused > 0 {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "error",
+            format!("{refused} of {n} jobs refused the swap and keep their policy"),
+        )
+    } else if queued > 0 {
+        (
+            StatusCode::ACCEPTED,
+            "ok",
+            format!("{queued} of {n} jobs have not reached their next tick yet"),
+        )
+    } else {
+        let run = if n == 1 { "job runs" } else { "jobs run" };
+        (StatusCode::OK, "ok", format!("{n} {run} {short}"))
+    };
+    Ok((
+        status,
+        axum::Json(json!({ key: summary, "jobs": outcomes })),
+    )
+        .into_response())
+}
