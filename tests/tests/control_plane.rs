@@ -694,6 +694,24 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
         assert_eq!(kinds, ["swap", "swap-refused"], "{n}");
     }
 
+    // Nothing of a body is read before the token is checked: headers promising 100 MB, and
+    // no body, get their 401 at once.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = api.url.strip_prefix("http://").unwrap();
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /policy HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/wasm\r\n\
+             content-length: 100000000\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut status = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut status))
+            .await
+            .expect("no answer without the body")
+            .unwrap();
+        assert_eq!(&status, b"HTTP/1.1 401");
+    }
     // The component itself, uploaded: refused on a wrong pin, a stray query or content type,
     // or a size beyond the limit, before any job is asked; bytes that are not a component, by
     // the jobs.
