@@ -12,7 +12,6 @@
 //! - [`sim`]: the offline simulator, scorecard and oracle;
 //! - [`conformance`]: the invariants every policy component must keep (`policy test`);
 //! - [`clock`]: the only reader of the real clock.
-#![warn(missing_docs)]
 
 pub mod clock;
 pub mod conformance;
