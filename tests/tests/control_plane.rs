@@ -799,6 +799,41 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
     )
     .await;
 
+    // An upload with params: checked by each job on its input; the same bytes with other
+    // params change only the params; `params=none` is the component's defaults.
+    for (path, status, says) in [
+        (
+            "/jobs/a/policy?param.scaling_factor=-3",
+            422,
+            "scaling_factor",
+        ),
+        ("/jobs/a/policy?params=none", 200, "unchanged"),
+        ("/jobs/a/policy?param.scaling_factor=0.5", 200, "swapped"),
+        ("/jobs/a/policy?param.scaling_factor=0.5", 200, "unchanged"),
+        ("/policy?jobs=a,b&params=none", 200, "2 jobs run"),
+        (
+            "/policy?param.scaling_factor=0.5&params=none",
+            400,
+            "contradict",
+        ),
+    ] {
+        let (s, reply) = api.upload(path, wasm, ds2.clone()).await;
+        assert_eq!(s, status, "{path}: {reply}");
+        let said = reply
+            .get("ok")
+            .or(reply.get("error"))
+            .unwrap()
+            .as_str()
+            .unwrap();
+        assert!(said.contains(says), "{path}: {reply}");
+    }
+    let (s, reply) = api.upload("/policy?params=none", wasm, ds2.clone()).await;
+    assert_eq!(s, 200, "{reply}");
+    for n in names {
+        let ok = reply["jobs"][n]["ok"].as_str().unwrap();
+        assert!(ok.starts_with("unchanged"), "{reply}");
+    }
+
     tx.send(true).unwrap();
     for t in tasks {
         t.await.unwrap();

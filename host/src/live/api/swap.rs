@@ -1,8 +1,9 @@
 //! Hot swaps through the API: `POST /jobs/{job}/policy` for one job, `POST /policy` for several
 //! (or every) job. Either takes JSON naming a component file on the host, or the component
-//! itself (`content-type: application/wasm`, at most [`MAX_UPLOAD`] bytes, with `sha256` and,
-//! for `POST /policy`, `jobs` in the query string), for a host whose files the operator cannot
-//! reach (a pod). The body is read only once the token has been checked.
+//! itself (`content-type: application/wasm`, at most [`MAX_UPLOAD`] bytes, with `sha256`, its
+//! params as `param.KEY=VALUE` and, for `POST /policy`, `jobs` in the query string), for a host
+//! whose files the operator cannot reach (a pod). The body is read only once the token has
+//! been checked.
 
 use super::{ApiError, ApiResult, ApiState, query, wait};
 use crate::live::shared::{Component, Request};
@@ -46,12 +47,62 @@ struct SwapJobsBody {
 }
 
 /// The query string of an upload (and nothing else).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct UploadQuery {
+#[derive(Debug, Default, PartialEq)]
+struct UploadQuery {
     sha256: Option<String>,
     /// Comma-separated job names, `POST /policy` only (default: every job).
     jobs: Option<String>,
+    /// The new component's params: `param.KEY=VALUE` pairs, or none with `params=none`;
+    /// without either, the job keeps its params.
+    params: Option<BTreeMap<String, String>>,
+}
+
+impl UploadQuery {
+    /// Reads the query string's pairs; an unknown, repeated or empty key is refused.
+    fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let bad = |msg: String| ApiError(StatusCode::BAD_REQUEST, msg);
+        let mut q = Self::default();
+        let mut none = false;
+        for (key, value) in pairs {
+            let once = |slot: &mut Option<String>| match slot.replace(value.clone()) {
+                Some(_) => Err(bad(format!("`{key}` is given twice"))),
+                None => Ok(()),
+            };
+            match key.as_str() {
+                "sha256" => once(&mut q.sha256)?,
+                "jobs" => once(&mut q.jobs)?,
+                "params" if value == "none" && !none => none = true,
+                "params" => {
+                    return Err(bad(format!(
+                        "`params={value}`: give the params as `param.KEY=VALUE`, \
+                         or `params=none` (once) for none"
+                    )));
+                }
+                _ => {
+                    let Some(name) = key.strip_prefix("param.").filter(|n| !n.is_empty()) else {
+                        return Err(bad(format!(
+                            "unknown query key `{key}`: an upload takes `sha256`, `jobs` \
+                             (POST /policy), `param.KEY=VALUE` and `params=none`"
+                        )));
+                    };
+                    let params = q.params.get_or_insert_default();
+                    if params.insert(name.to_string(), value).is_some() {
+                        return Err(bad(format!("`{key}` is given twice")));
+                    }
+                }
+            }
+        }
+        match (none, &q.params) {
+            (true, Some(_)) => Err(bad(
+                "`params=none` and `param.KEY=VALUE` contradict each other".into(),
+            )),
+            (true, None) => Ok(Self {
+                params: Some(BTreeMap::new()),
+                ..q
+            }),
+            (false, _) => Ok(q),
+        }
+    }
 }
 
 /// What a swap request carries.
@@ -109,8 +160,8 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
 
 /// A JSON request names everything in its body: a query string would be ignored, so it is
 /// refused.
-fn no_query(q: &UploadQuery) -> Result<(), ApiError> {
-    if q.sha256.is_some() || q.jobs.is_some() {
+fn no_query(q: &[(String, String)]) -> Result<(), ApiError> {
+    if !q.is_empty() {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             "the query string is for uploads (content-type: application/wasm); \
@@ -142,7 +193,7 @@ pub(super) async fn swap(
     State(s): State<ApiState>,
     h: HeaderMap,
     Path(name): Path<String>,
-    q: Result<Query<UploadQuery>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Body,
 ) -> ApiResult {
     s.check(&h, true)?;
@@ -161,6 +212,7 @@ pub(super) async fn swap(
             (Component::File(body.path), body.sha256, params(body.params))
         }
         Payload::Upload(bytes) => {
+            let q = UploadQuery::parse(q)?;
             if q.jobs.is_some() {
                 return Err(ApiError(
                     StatusCode::BAD_REQUEST,
@@ -170,7 +222,7 @@ pub(super) async fn swap(
             let wasm = digest_upload(bytes).await?;
             let name = upload_name(&wasm);
             let wasm = Arc::new(wasm);
-            (Component::Bytes { name, wasm }, q.sha256, None)
+            (Component::Bytes { name, wasm }, q.sha256, params(q.params))
         }
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -192,7 +244,7 @@ pub(super) async fn swap(
 pub(super) async fn swap_jobs(
     State(s): State<ApiState>,
     h: HeaderMap,
-    q: Result<Query<UploadQuery>, QueryRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Body,
 ) -> ApiResult {
     s.check(&h, true)?;
@@ -211,6 +263,7 @@ pub(super) async fn swap_jobs(
             (names, wasm, name, body.sha256, params(body.params))
         }
         Payload::Upload(bytes) => {
+            let q = UploadQuery::parse(q)?;
             let jobs = q.jobs.map(|j| {
                 j.split(',')
                     .map(str::trim)
@@ -221,7 +274,7 @@ pub(super) async fn swap_jobs(
             let names = s.select(jobs)?;
             let wasm = digest_upload(bytes).await?;
             let name = upload_name(&wasm);
-            (names, wasm, name, q.sha256, None)
+            (names, wasm, name, q.sha256, params(q.params))
         }
     };
     wasm.check(sha256.as_deref()).map_err(|e| {
@@ -295,4 +348,39 @@ pub(super) async fn swap_jobs(
         axum::Json(json!({ key: summary, "jobs": outcomes })),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<UploadQuery, String> {
+        let uri = format!("/policy?{q}").parse().unwrap();
+        let Query(pairs) = Query::try_from_uri(&uri).unwrap();
+        UploadQuery::parse(pairs).map_err(|e| e.1)
+    }
+
+    #[test]
+    fn an_upload_query_names_pin_jobs_and_params() {
+        assert_eq!(parse("").unwrap(), UploadQuery::default());
+        let q = parse("sha256=ab&jobs=a,b&param.k=v%3D1&param.x=").unwrap();
+        assert_eq!(q.sha256.as_deref(), Some("ab"));
+        assert_eq!(q.jobs.as_deref(), Some("a,b"));
+        let want = BTreeMap::from([("k".into(), "v=1".into()), ("x".into(), String::new())]);
+        assert_eq!(q.params, Some(want));
+        // `params=none`: the component's defaults, not the job's params.
+        assert_eq!(parse("params=none").unwrap().params, Some(BTreeMap::new()));
+        for (q, why) in [
+            ("sha=ab", "unknown query key `sha`"),
+            ("param.=1", "unknown query key `param.`"),
+            ("sha256=a&sha256=b", "`sha256` is given twice"),
+            ("param.k=1&param.k=2", "`param.k` is given twice"),
+            ("params=k%3D1", "`params=k=1`"),
+            ("params=none&params=none", "`params=none`"),
+            ("params=none&param.k=1", "contradict"),
+        ] {
+            let e = parse(q).unwrap_err();
+            assert!(e.contains(why), "{q}: {e}");
+        }
+    }
 }
