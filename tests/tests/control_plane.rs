@@ -684,14 +684,16 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
     }
     assert_eq!(policies(), ["hpa", "hpa", "hpa"]);
     let store = parts.store.clone().unwrap();
-    for n in names {
-        let kinds: Vec<String> = store
+    let events = |n: &str| -> Vec<String> {
+        store
             .policy_events(n)
             .unwrap()
             .into_iter()
             .map(|e| e.kind)
-            .collect();
-        assert_eq!(kinds, ["swap", "swap-refused"], "{n}");
+            .collect()
+    };
+    for n in names {
+        assert_eq!(events(n), ["swap", "swap-refused"], "{n}");
     }
 
     // Nothing of a body is read before the token is checked: headers promising 100 MB, and
@@ -747,13 +749,7 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
             "1 of 1 jobs refused",
         ),
         ("/jobs/a/policy?jobs=a", wasm, ds2.clone(), 400, "jobs"),
-        (
-            "/jobs/a/policy?sha256=00",
-            wasm,
-            ds2.clone(),
-            422,
-            "unchanged",
-        ),
+        ("/jobs/a/policy?sha256=00", wasm, ds2.clone(), 422, "digest"),
     ] {
         let (s, reply) = api.upload(path, content_type, body).await;
         assert_eq!(s, status, "{path}: {reply}");
@@ -771,6 +767,9 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
         .await;
     assert_eq!(s, 400, "a query string with JSON: {reply}");
     assert_eq!(policies(), ["hpa", "hpa", "hpa"]);
+    // Of the uploads, only the junk reached a job (the wrong pins were refused up front).
+    assert_eq!(events("a"), ["swap", "swap-refused", "swap-refused"]);
+    assert_eq!(events("b"), ["swap", "swap-refused"]);
 
     // Into two jobs (pinned), then into one job by its own endpoint.
     let (s, reply) = api

@@ -220,6 +220,13 @@ pub(super) async fn swap(
                 ));
             }
             let wasm = digest_upload(bytes).await?;
+            // A wrong pin is answered now, not at the job's next tick.
+            wasm.check(q.sha256.as_deref()).map_err(|e| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("swap refused, the active policy is unchanged: {e}"),
+                )
+            })?;
             let name = upload_name(&wasm);
             let wasm = Arc::new(wasm);
             (Component::Bytes { name, wasm }, q.sha256, params(q.params))
