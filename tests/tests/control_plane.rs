@@ -228,15 +228,15 @@ struct Api {
 }
 
 impl Api {
-    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+    /// Sends `req`; the status and the JSON answer (null if it is not JSON).
+    async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        Self::send(self.client.get(format!("{}{path}", self.url))).await
     }
 
     async fn post(
@@ -254,9 +254,7 @@ impl Api {
                 .header("content-type", "application/json")
                 .body(b.to_string());
         }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+        Self::send(req).await
     }
 
     /// POSTs `body` as `content_type`, with the token.
@@ -266,17 +264,13 @@ impl Api {
         content_type: &str,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(self.token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+        let req = self.client.post(format!("{}{path}", self.url));
+        Self::send(
+            req.bearer_auth(self.token)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
     }
 }
 
