@@ -626,3 +626,132 @@ trace = "step:low=20000,high=150000,at=300,duration=7200"
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// `GET path` on `addr` over plain HTTP/1.1: the status and the body.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).ok()?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).ok()?;
+    let status = reply.get(9..12)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// `policy push` against a running `daedalus run` (two simulated jobs on DS2): swaps into
+/// one job, answers "unchanged" the second time, reports every job's refusal of bad params
+/// with exit code 1, and refuses without a token or with a wrong one; the jobs run what the
+/// pushes left.
+#[test]
+fn policy_push_swaps_a_component_into_a_running_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let token = "a-test-token-that-is-long";
+    let job = |name: &str| {
+        format!(
+            "[[jobs]]\nname = \"{name}\"\npolicy = \"{}\"\nwatch_policy = false\n\
+             max_parallelism = 8\n\
+             [jobs.simulated]\ntrace = \"step:low=20000,high=150000,at=300,duration=7200\"\n\
+             speedup = 10.0\n",
+            artifact("ds2.wasm").display()
+        )
+    };
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tick_secs = 1\n[api]\nlisten = \"{addr}\"\ntoken = \"{token}\"\n{}{}",
+            job("a"),
+            job("b")
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let host = Command::new(env!("CARGO_BIN_EXE_daedalus"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .env_remove("DAEDALUS_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("host.log")).unwrap())
+        .spawn()
+        .expect("the binary runs");
+    let _host = KillOnDrop(host);
+    let log = || std::fs::read_to_string(dir.path().join("host.log")).unwrap_or_default();
+    let policies = || -> Option<Vec<String>> {
+        let (status, body) = http_get(&addr, "/jobs")?;
+        let jobs: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (status == 200).then(|| {
+            jobs.as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["policy"]["name"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+    };
+    let mut up = false;
+    for _ in 0..600 {
+        if policies().is_some_and(|p| p == ["ds2", "ds2"]) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "the host's jobs never decided: {}", log());
+    let hpa = artifact("hpa.wasm");
+    let push = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_daedalus"));
+        cmd.args(["policy", "push", hpa.to_str().unwrap(), "--api", &addr])
+            .args(args)
+            .env_remove("DAEDALUS_TOKEN")
+            .env_remove("DAEDALUS_API");
+        if let Some(t) = token {
+            cmd.env("DAEDALUS_TOKEN", t);
+        }
+        let out = cmd.output().expect("the binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = push(&["--job", "a"], Some(token));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("a: swapped"), "{out}");
+    assert!(out.contains("hpa.wasm (an upload of"), "{out}");
+    assert!(out.contains("1 job runs"), "{out}");
+    let (code, out, err) = push(&["--job", "a"], Some(token));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("a: unchanged"), "{out}");
+    let (code, out, err) = push(&["--param", "no_such_param=1"], Some(token));
+    assert_eq!(code, 1, "{out}{err}");
+    for j in ["a", "b"] {
+        assert!(out.contains(&format!("{j}: swap refused")), "{out}");
+    }
+    assert!(err.contains("422"), "{err}");
+    let (code, out, err) = push(&[], Some("a-wrong-token-that-is-long"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("401"), "{err}");
+    let (code, _, err) = push(&[], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("DAEDALUS_TOKEN"), "{err}");
+    assert_eq!(policies().unwrap(), ["hpa", "ds2"]);
+}
+
+/// Kills a child process when dropped, so a failed test leaves no host running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

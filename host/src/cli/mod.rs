@@ -23,6 +23,7 @@ mod calibrate_cmd;
 mod loadgen_cmd;
 mod policy_cmd;
 mod policy_new;
+mod policy_push;
 mod replay_cmd;
 mod run_cmd;
 mod simulate_cmd;

@@ -1,4 +1,4 @@
-//! `daedalus policy ...`: inspect a component, or run one decision.
+//! `daedalus policy ...`: inspect, create, test or run a component, or push it to a host.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -65,6 +65,10 @@ pub(crate) enum PolicyCommand {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Swap a component into a running host's jobs through its API (`POST /policy`, the
+    /// component uploaded and pinned to its sha256); print each job's outcome. Exits 0 when
+    /// every job runs it, 1 when any refused it, 3 when some have not reached their next tick.
+    Push(crate::cli::policy_push::PushArgs),
 }
 
 /// Limits of each call.
@@ -92,20 +96,22 @@ impl From<LimitArgs> for PolicyLimits {
     }
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
 }
 
 pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let engine = PolicyEngine::new(EngineOptions {
-        cache_dir,
-        ..EngineOptions::default()
-    })?;
+    let engine = || {
+        PolicyEngine::new(EngineOptions {
+            cache_dir,
+            ..EngineOptions::default()
+        })
+    };
     match cmd {
         PolicyCommand::Inspect { file, json } => {
-            let i = inspect(&engine, &file)
+            let i = inspect(&engine()?, &file)
                 .with_context(|| format!("cannot inspect {}", file.display()))?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&i)?);
@@ -166,6 +172,8 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             outln!("next: cd {} && {next}", root.display());
             Ok(ExitCode::SUCCESS)
         }
+        // A client of a host's API: no engine here.
+        PolicyCommand::Push(args) => crate::cli::policy_push::run(args),
         PolicyCommand::Test {
             file,
             params,
@@ -174,7 +182,7 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             no_score,
             limits,
         } => test(
-            &engine,
+            &engine()?,
             &file,
             &params,
             &trace,
@@ -189,7 +197,7 @@ pub(crate) fn run(cmd: PolicyCommand, cache_dir: Option<PathBuf>) -> anyhow::Res
             limits,
         } => {
             let limits = PolicyLimits::from(limits);
-            let policy = engine
+            let policy = engine()?
                 .load_file(&file, &limits, None)
                 .with_context(|| format!("cannot load {}", file.display()))?;
             let text = std::fs::read_to_string(&input)

@@ -1,7 +1,8 @@
 //! Hot swaps through the API: `POST /jobs/{job}/policy` for one job, `POST /policy` for several
 //! (or every) job. Either takes JSON naming a component file on the host, or the component
-//! itself (`content-type: application/wasm`, at most [`MAX_UPLOAD`] bytes, with `sha256`, its
-//! params as `param.KEY=VALUE` and, for `POST /policy`, `jobs` in the query string), for a host
+//! itself (`content-type: application/wasm`, at most [`MAX_UPLOAD`] bytes, with `sha256`, a
+//! `name`, its params as `param.KEY=VALUE` and, for `POST /policy`, `jobs` in the query
+//! string), for a host
 //! whose files the operator cannot reach (a pod). The body is read only once the token has
 //! been checked.
 
@@ -22,6 +23,9 @@ use std::sync::Arc;
 
 /// The largest component a swap takes as an upload (the Python policies are about 18 MB).
 const MAX_UPLOAD: usize = 64 << 20;
+
+/// The longest `name` an upload takes.
+const MAX_NAME: usize = 200;
 
 /// The largest JSON body a swap takes.
 const MAX_JSON: usize = 1 << 20;
@@ -52,6 +56,8 @@ struct UploadQuery {
     sha256: Option<String>,
     /// Comma-separated job names, `POST /policy` only (default: every job).
     jobs: Option<String>,
+    /// What the upload is called in answers and policy events (its file name, say).
+    name: Option<String>,
     /// The new component's params: `param.KEY=VALUE` pairs, or none with `params=none`;
     /// without either, the job keeps its params.
     params: Option<BTreeMap<String, String>>,
@@ -71,6 +77,12 @@ impl UploadQuery {
             match key.as_str() {
                 "sha256" => once(&mut q.sha256)?,
                 "jobs" => once(&mut q.jobs)?,
+                "name" if value.len() > MAX_NAME || value.chars().any(char::is_control) => {
+                    return Err(bad(format!(
+                        "`name`: at most {MAX_NAME} bytes, no control characters"
+                    )));
+                }
+                "name" => once(&mut q.name)?,
                 "params" if value == "none" && !none => none = true,
                 "params" => {
                     return Err(bad(format!(
@@ -81,8 +93,8 @@ impl UploadQuery {
                 _ => {
                     let Some(name) = key.strip_prefix("param.").filter(|n| !n.is_empty()) else {
                         return Err(bad(format!(
-                            "unknown query key `{key}`: an upload takes `sha256`, `jobs` \
-                             (POST /policy), `param.KEY=VALUE` and `params=none`"
+                            "unknown query key `{key}`: an upload takes `sha256`, `name`, \
+                             `jobs` (POST /policy), `param.KEY=VALUE` and `params=none`"
                         )));
                     };
                     let params = q.params.get_or_insert_default();
@@ -180,8 +192,11 @@ async fn digest_upload(bytes: Bytes) -> Result<Digested<'static>, ApiError> {
 }
 
 /// What an upload is called in messages and policy events.
-fn upload_name(wasm: &Digested<'_>) -> String {
-    format!("an upload of {} bytes", wasm.len())
+fn upload_name(wasm: &Digested<'_>, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{name} (an upload of {} bytes)", wasm.len()),
+        None => format!("an upload of {} bytes", wasm.len()),
+    }
 }
 
 fn params(m: Option<BTreeMap<String, String>>) -> Option<Vec<(String, String)>> {
@@ -227,7 +242,7 @@ pub(super) async fn swap(
                     format!("swap refused, the active policy is unchanged: {e}"),
                 )
             })?;
-            let name = upload_name(&wasm);
+            let name = upload_name(&wasm, q.name.as_deref());
             let wasm = Arc::new(wasm);
             (Component::Bytes { name, wasm }, q.sha256, params(q.params))
         }
@@ -280,7 +295,7 @@ pub(super) async fn swap_jobs(
             });
             let names = s.select(jobs)?;
             let wasm = digest_upload(bytes).await?;
-            let name = upload_name(&wasm);
+            let name = upload_name(&wasm, q.name.as_deref());
             (names, wasm, name, q.sha256, params(q.params))
         }
     };
@@ -370,7 +385,8 @@ mod tests {
     #[test]
     fn an_upload_query_names_pin_jobs_and_params() {
         assert_eq!(parse("").unwrap(), UploadQuery::default());
-        let q = parse("sha256=ab&jobs=a,b&param.k=v%3D1&param.x=").unwrap();
+        let q = parse("sha256=ab&jobs=a,b&param.k=v%3D1&param.x=&name=p.wasm").unwrap();
+        assert_eq!(q.name.as_deref(), Some("p.wasm"));
         assert_eq!(q.sha256.as_deref(), Some("ab"));
         assert_eq!(q.jobs.as_deref(), Some("a,b"));
         let want = BTreeMap::from([("k".into(), "v=1".into()), ("x".into(), String::new())]);
@@ -385,6 +401,8 @@ mod tests {
             ("params=k%3D1", "`params=k=1`"),
             ("params=none&params=none", "`params=none`"),
             ("params=none&param.k=1", "contradict"),
+            ("name=a%0Ab", "control"),
+            ("name=a&name=b", "`name` is given twice"),
         ] {
             let e = parse(q).unwrap_err();
             assert!(e.contains(why), "{q}: {e}");
