@@ -362,6 +362,18 @@ fn a_closed_stdout_ends_the_command_quietly() {
 /// `daedalus run` stops on SIGTERM (what a container runtime sends), exits 0, and stops the
 /// instances it runs for a Kafka Streams job with SIGTERM too, instead of leaving them to be
 /// killed with it. Real processes; the engine endpoints are closed ports (cycles only error).
+/// `daedalus run --config config`, precompiling into `cache`, at the default log level.
+fn run_command(config: &std::path::Path, cache: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_daedalus"));
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env_remove("DAEDALUS_LOG");
+    cmd
+}
+
 #[test]
 fn sigterm_stops_run_and_its_instances_gracefully() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,13 +399,7 @@ instance_command = ["sh", "-c", "trap 'echo term > stopped-{{index}}; exit 0' TE
         ),
     );
     let cache = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_daedalus"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .env_remove("DAEDALUS_LOG")
+    let mut child = run_command(&config, cache.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -673,13 +679,7 @@ fn policy_push_swaps_a_component_into_a_running_host() {
     )
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let host = Command::new(env!("CARGO_BIN_EXE_daedalus"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .env_remove("DAEDALUS_LOG")
+    let host = run_command(&config, cache.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("host.log")).unwrap())
         .spawn()
