@@ -690,23 +690,40 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
         assert_eq!(events(n), ["swap", "swap-refused"], "{n}");
     }
 
-    // Nothing of a body is read before the token is checked: headers promising 100 MB, and
-    // no body, get their 401 at once.
-    {
+    // Nothing of a body is read before the token, the content type and an upload's query
+    // string are checked: headers promising 100 MB, and no body, get their answer at once.
+    for (path, token, content_type, status) in [
+        ("/policy", None, "application/wasm", "401"),
+        ("/policy", Some(api.token), "text/plain", "415"),
+        ("/policy?nope=1", Some(api.token), "application/wasm", "400"),
+        (
+            "/policy?jobs=nope",
+            Some(api.token),
+            "application/wasm",
+            "404",
+        ),
+        (
+            "/jobs/a/policy?jobs=a",
+            Some(api.token),
+            "application/wasm",
+            "400",
+        ),
+    ] {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = api.url.strip_prefix("http://").unwrap();
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
         let head = format!(
-            "POST /policy HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/wasm\r\n\
-             content-length: 100000000\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\n\
+             {auth}content-length: 100000000\r\n\r\n"
         );
         conn.write_all(head.as_bytes()).await.unwrap();
-        let mut status = [0u8; 12];
-        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut status))
+        let mut answer = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut answer))
             .await
-            .expect("no answer without the body")
+            .unwrap_or_else(|_| panic!("{path}: no answer without the body"))
             .unwrap();
-        assert_eq!(&status, b"HTTP/1.1 401");
+        assert_eq!(answer, *format!("HTTP/1.1 {status}").as_bytes(), "{path}");
     }
     // The component itself, uploaded: refused on a wrong pin, a stray query or content type,
     // or a size beyond the limit, before any job is asked; bytes that are not a component, by

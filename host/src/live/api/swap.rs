@@ -2,9 +2,8 @@
 //! (or every) job. Either takes JSON naming a component file on the host, or the component
 //! itself (`content-type: application/wasm`, at most [`MAX_UPLOAD`] bytes, with `sha256`, a
 //! `name`, its params as `param.KEY=VALUE` and, for `POST /policy`, `jobs` in the query
-//! string), for a host
-//! whose files the operator cannot reach (a pod). The body is read only once the token has
-//! been checked.
+//! string), for a host whose files the operator cannot reach (a pod). The body is read only
+//! once the token and the query string have been checked.
 
 use super::{ApiError, ApiResult, ApiState, query, wait};
 use crate::live::shared::{Component, Request};
@@ -53,6 +52,8 @@ struct SwapJobsBody {
 /// The query string of an upload (and nothing else).
 #[derive(Debug, Default, PartialEq)]
 struct UploadQuery {
+    /// Whether it had anything at all (a JSON request must not).
+    given: bool,
     sha256: Option<String>,
     /// Comma-separated job names, `POST /policy` only (default: every job).
     jobs: Option<String>,
@@ -69,6 +70,7 @@ impl UploadQuery {
         let bad = |msg: String| ApiError(StatusCode::BAD_REQUEST, msg);
         let mut q = Self::default();
         let mut none = false;
+        q.given = !pairs.is_empty();
         for (key, value) in pairs {
             let once = |slot: &mut Option<String>| match slot.replace(value.clone()) {
                 Some(_) => Err(bad(format!("`{key}` is given twice"))),
@@ -117,16 +119,17 @@ impl UploadQuery {
     }
 }
 
-/// What a swap request carries.
-enum Payload {
-    /// A JSON body.
-    Json(Bytes),
+/// What a swap request carries, by its content type.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// JSON naming a file on the host.
+    Json,
     /// The component itself.
-    Upload(Bytes),
+    Upload,
 }
 
-/// Reads the body by its content type, within the limit for that type.
-async fn payload(h: &HeaderMap, body: Body) -> Result<Payload, ApiError> {
+/// The request's kind by its content type (another type is a 415).
+fn kind(h: &HeaderMap) -> Result<Kind, ApiError> {
     let mime = h
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -134,32 +137,32 @@ async fn payload(h: &HeaderMap, body: Body) -> Result<Payload, ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let (limit, upload) = match mime.as_str() {
-        "application/json" => (MAX_JSON, false),
-        "application/wasm" => (MAX_UPLOAD, true),
-        _ => {
-            return Err(ApiError(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send JSON naming a component file on the host (content-type: application/json), \
-                 or the component itself (content-type: application/wasm)"
-                    .into(),
-            ));
-        }
+    match mime.as_str() {
+        "application/json" => Ok(Kind::Json),
+        "application/wasm" => Ok(Kind::Upload),
+        _ => Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON naming a component file on the host (content-type: application/json), \
+             or the component itself (content-type: application/wasm)"
+                .into(),
+        )),
+    }
+}
+
+/// Reads the body within the limit for its kind (beyond it, a 413).
+async fn read(kind: Kind, body: Body) -> Result<Bytes, ApiError> {
+    let (limit, what) = match kind {
+        Kind::Json => (MAX_JSON, "JSON"),
+        Kind::Upload => (MAX_UPLOAD, "an upload"),
     };
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
         ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "the body could not be read within {} KiB ({}): {e}",
-                limit >> 10,
-                if upload { "an upload" } else { "JSON" }
+                "the body could not be read within {} KiB ({what}): {e}",
+                limit >> 10
             ),
         )
-    })?;
-    Ok(if upload {
-        Payload::Upload(bytes)
-    } else {
-        Payload::Json(bytes)
     })
 }
 
@@ -172,8 +175,8 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
 
 /// A JSON request names everything in its body: a query string would be ignored, so it is
 /// refused.
-fn no_query(q: &[(String, String)]) -> Result<(), ApiError> {
-    if !q.is_empty() {
+fn no_query(q: &UploadQuery) -> Result<(), ApiError> {
+    if q.given {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             "the query string is for uploads (content-type: application/wasm); \
@@ -213,10 +216,20 @@ pub(super) async fn swap(
 ) -> ApiResult {
     s.check(&h, true)?;
     let job = s.job(&name)?;
-    let q = query(q)?;
-    let (component, sha256, params) = match payload(&h, body).await? {
-        Payload::Json(bytes) => {
-            no_query(&q)?;
+    let q = UploadQuery::parse(query(q)?)?;
+    if q.jobs.is_some() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "`jobs` is for POST /policy; this request names its job in the path".into(),
+        ));
+    }
+    let kind = kind(&h)?;
+    if kind == Kind::Json {
+        no_query(&q)?;
+    }
+    let bytes = read(kind, body).await?;
+    let (component, sha256, params) = match kind {
+        Kind::Json => {
             let body: SwapBody = parse(&bytes)?;
             if !body.path.is_file() {
                 return Err(ApiError(
@@ -226,14 +239,7 @@ pub(super) async fn swap(
             }
             (Component::File(body.path), body.sha256, params(body.params))
         }
-        Payload::Upload(bytes) => {
-            let q = UploadQuery::parse(q)?;
-            if q.jobs.is_some() {
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    "`jobs` is for POST /policy; this request names its job in the path".into(),
-                ));
-            }
+        Kind::Upload => {
             let wasm = digest_upload(bytes).await?;
             // A wrong pin is answered now, not at the job's next tick.
             wasm.check(q.sha256.as_deref()).map_err(|e| {
@@ -270,10 +276,25 @@ pub(super) async fn swap_jobs(
     body: Body,
 ) -> ApiResult {
     s.check(&h, true)?;
-    let q = query(q)?;
-    let (names, wasm, name, sha256, params) = match payload(&h, body).await? {
-        Payload::Json(bytes) => {
+    let q = UploadQuery::parse(query(q)?)?;
+    // An upload names its jobs in the query string: checked before its body is read.
+    let kind = kind(&h)?;
+    let upload_jobs = match kind {
+        Kind::Json => {
             no_query(&q)?;
+            None
+        }
+        Kind::Upload => Some(s.select(q.jobs.as_deref().map(|j| {
+            j.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect()
+        }))?),
+    };
+    let bytes = read(kind, body).await?;
+    let (names, wasm, name, sha256, params) = match upload_jobs {
+        None => {
             let body: SwapJobsBody = parse(&bytes)?;
             let names = s.select(body.jobs)?;
             let path = body.path.clone();
@@ -284,16 +305,7 @@ pub(super) async fn swap_jobs(
             let name = body.path.display().to_string();
             (names, wasm, name, body.sha256, params(body.params))
         }
-        Payload::Upload(bytes) => {
-            let q = UploadQuery::parse(q)?;
-            let jobs = q.jobs.map(|j| {
-                j.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(String::from)
-                    .collect()
-            });
-            let names = s.select(jobs)?;
+        Some(names) => {
             let wasm = digest_upload(bytes).await?;
             let name = upload_name(&wasm, q.name.as_deref());
             (names, wasm, name, q.sha256, params(q.params))
@@ -386,6 +398,7 @@ mod tests {
     fn an_upload_query_names_pin_jobs_and_params() {
         assert_eq!(parse("").unwrap(), UploadQuery::default());
         let q = parse("sha256=ab&jobs=a,b&param.k=v%3D1&param.x=&name=p.wasm").unwrap();
+        assert!(q.given);
         assert_eq!(q.name.as_deref(), Some("p.wasm"));
         assert_eq!(q.sha256.as_deref(), Some("ab"));
         assert_eq!(q.jobs.as_deref(), Some("a,b"));
