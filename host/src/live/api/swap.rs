@@ -250,7 +250,8 @@ pub(super) async fn swap(
             })?;
             let name = upload_name(&wasm, q.name.as_deref());
             let wasm = Arc::new(wasm);
-            (Component::Bytes { name, wasm }, q.sha256, params(q.params))
+            // The pin is checked: the job need not check it again.
+            (Component::Bytes { name, wasm }, None, params(q.params))
         }
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
