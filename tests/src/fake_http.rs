@@ -160,6 +160,8 @@ struct Request {
     recorded: Recorded,
     /// The `Content-Type` value as sent (a multipart boundary is case-sensitive).
     content_type: Option<String>,
+    /// The `Authorization` value as sent (a token is case-sensitive).
+    authorization: Option<String>,
     body: Vec<u8>,
 }
 
@@ -179,11 +181,14 @@ async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Request> {
     let mut lines = head.lines();
     let mut first = lines.next()?.split_whitespace();
     let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let content_type = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("content-type")
-            .then(|| value.trim().to_string())
-    });
+    let header = |wanted: &str| {
+        head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case(wanted)
+                .then(|| value.trim().to_string())
+        })
+    };
+    let (content_type, authorization) = (header("content-type"), header("authorization"));
     let headers: Vec<String> = lines
         .filter(|l| !l.is_empty())
         .map(str::to_ascii_lowercase)
@@ -208,6 +213,7 @@ async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Request> {
             body: String::from_utf8_lossy(&raw).into_owned(),
         },
         content_type,
+        authorization,
         body: raw,
     })
 }
@@ -229,6 +235,9 @@ async fn forward(upstream: &str, req: Request) -> (u16, Vec<u8>) {
         .body(req.body);
     if let Some(ct) = req.content_type {
         call = call.header(reqwest::header::CONTENT_TYPE, ct);
+    }
+    if let Some(auth) = req.authorization {
+        call = call.header(reqwest::header::AUTHORIZATION, auth);
     }
     match call.send().await {
         Ok(resp) => {

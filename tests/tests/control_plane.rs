@@ -282,6 +282,17 @@ async fn serve_api(
     parts: &HostParts,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> (Api, tokio::task::JoinHandle<std::io::Result<()>>) {
+    serve_api_within(jobs, arms, parts, stop, Duration::from_secs(20)).await
+}
+
+/// [`serve_api`] with this request timeout (how long a swap waits for a job's next tick).
+async fn serve_api_within(
+    jobs: BTreeMap<String, Arc<JobShared>>,
+    arms: BTreeMap<String, String>,
+    parts: &HostParts,
+    stop: tokio::sync::watch::Receiver<bool>,
+    request_timeout: Duration,
+) -> (Api, tokio::task::JoinHandle<std::io::Result<()>>) {
     let token = "a-test-token-that-is-long";
     let state = api::ApiState {
         arms,
@@ -290,7 +301,7 @@ async fn serve_api(
         metrics: parts.metrics.clone(),
         token: Some(token.into()),
         public_read: true,
-        request_timeout: Duration::from_secs(20),
+        request_timeout,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -851,6 +862,151 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
     server.await.unwrap().unwrap();
 }
 
+/// The API client `daedalus policy push` uses, through a TLS proxy with a private CA in front
+/// of the real API (the double only terminates TLS and forwards): it swaps a running job;
+/// a job that has not reached its next tick within the request timeout is reported queued
+/// (202) and takes the swap at its tick; a wrong token is a refusal with the host's words;
+/// only the proxy's own CA is trusted, and nothing else reaches the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_push_through_a_tls_proxy_reports_each_job_and_queued_ones() {
+    use daedalus_host::engine::tls::{Roots, TlsSettings};
+    use daedalus_host::live::client::{
+        ApiClient, ClientError, JobOutcome, PushParams, PushRequest, Verdict,
+    };
+    use daedalus_tests::fake_http::{Pki, Proxy, Reply, serve_tls};
+    let dir = tempfile::tempdir().unwrap();
+    let jobs: Vec<String> = ["running", "stalled"]
+        .iter()
+        .map(|n| {
+            sim_job(
+                n,
+                &policy_path("ds2"),
+                "watch_policy = false",
+                "speedup = 100.0",
+            )
+        })
+        .collect();
+    let cfg = config(dir.path(), "", &jobs);
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let mut built = build_all(&cfg, &parts).await;
+    parts.started();
+    let shared: BTreeMap<String, Arc<JobShared>> = built
+        .iter()
+        .map(|b| (b.job.shared().status().name.clone(), b.job.shared()))
+        .collect();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (api, server) = serve_api_within(
+        shared.clone(),
+        BTreeMap::new(),
+        &parts,
+        rx.clone(),
+        Duration::from_secs(2),
+    )
+    .await;
+    // Only "running" runs its loop: "stalled" never reaches a tick until the test runs one.
+    let mut stalled = built.pop().unwrap();
+    let running = tokio::spawn(run_job(
+        built.pop().unwrap(),
+        Duration::from_secs(10),
+        None,
+        rx.clone(),
+    ));
+    let pki = Pki::new();
+    let proxy = serve_tls(
+        Reply::Proxy(Proxy {
+            upstream: api.url.clone(),
+            faults: Vec::new(),
+        }),
+        &pki,
+        false,
+    )
+    .await;
+    let client = |roots, token| {
+        let tls = TlsSettings {
+            roots,
+            identity: None,
+        };
+        ApiClient::new(&proxy.url, token, &tls, Duration::from_secs(30)).unwrap()
+    };
+    let ours = || Roots::Pem(pki.ca_pem.clone().into_bytes());
+    let push = |jobs: &[&str]| PushRequest {
+        name: Some("hpa.wasm".into()),
+        jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        params: PushParams::Keep,
+    };
+    let hpa = std::fs::read(policy_path("hpa")).unwrap();
+    let policy = |job: &str| shared[job].status().policy.name;
+    wait_for(
+        async || policy("running") == "ds2",
+        "the running job's first decision",
+    )
+    .await;
+    let ds2_digest = stalled.job.policy_digest();
+
+    let r = client(ours(), api.token)
+        .push(hpa.clone(), &push(&["running"]))
+        .await
+        .unwrap();
+    assert_eq!(r.verdict(), Verdict::AllRun, "{r:?}");
+    assert_eq!(r.jobs.len(), 1, "{r:?}");
+    assert!(
+        matches!(&r.jobs[0], (j, JobOutcome::Runs(said)) if j == "running" && said.starts_with("swapped")),
+        "{r:?}"
+    );
+    assert!(r.message.contains("1 job runs"), "{r:?}");
+    wait_for(async || policy("running") == "hpa", "a decision by hpa").await;
+    assert_eq!(stalled.job.policy_digest(), ds2_digest);
+
+    // Every job: the running one already runs it, the stalled one has not answered.
+    let r = client(ours(), api.token)
+        .push(hpa.clone(), &push(&[]))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.verdict()), (202, Verdict::SomeQueued), "{r:?}");
+    assert!(
+        matches!(&r.jobs[..], [(a, JobOutcome::Runs(ok)), (b, JobOutcome::Queued(_))]
+            if a == "running" && ok.starts_with("unchanged") && b == "stalled"),
+        "{r:?}"
+    );
+    assert!(r.message.contains("1 of 2 jobs"), "{r:?}");
+    assert_eq!(stalled.job.policy_digest(), ds2_digest);
+    // At its tick, the stalled job takes the queued swap.
+    stalled.job.cycle(1_000).await;
+    assert_eq!(
+        stalled.job.policy_digest(),
+        daedalus_host::policy::sha256_hex(&hpa)
+    );
+
+    // The host's refusal comes back as a reply with its words, not as a transport error.
+    let r = client(ours(), "not-the-token-at-all-sorry")
+        .push(hpa.clone(), &push(&["running"]))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.verdict()), (401, Verdict::Refused), "{r:?}");
+    assert!(r.message.contains("token"), "{r:?}");
+    let forwarded = proxy.request_count();
+    assert_eq!(forwarded, 3);
+
+    // The system's roots and an unrelated CA do not trust the proxy: no request is sent.
+    for roots in [
+        Roots::System,
+        Roots::Pem(pki.other_ca_pem.clone().into_bytes()),
+    ] {
+        let e = client(roots, api.token)
+            .push(hpa.clone(), &push(&["running"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Transport { .. }), "{e}");
+        assert!(e.to_string().contains("certificate"), "{e}");
+    }
+    assert_eq!(proxy.request_count(), forwarded);
+    assert_eq!(proxy.handshake_failures().len(), 2);
+
+    tx.send(true).unwrap();
+    running.await.unwrap();
+    server.await.unwrap().unwrap();
+}
+
 /// `POST /pause` and `POST /resume` act on the named jobs, or every job with an empty body;
 /// a malformed body, an empty list or an unknown name changes nothing. (The flag is what a
 /// job's cycle reads and records; `a_pause_survives_a_host_restart` covers the rest.)
@@ -969,6 +1125,67 @@ async fn editing_the_policy_file_swaps_it_and_a_broken_file_is_refused() {
     assert!(events[0].detail.starts_with("file-watch"), "{events:?}");
     tx.send(true).unwrap();
     task.await.unwrap();
+}
+
+/// A change the watcher reports (its flag, raised here by hand) swaps only when the configured
+/// file's bytes changed. The file rewritten with the same bytes (touched, or its ConfigMap
+/// updated for another key) keeps a policy set through the API, with its params; new bytes
+/// replace it, with the configured params, and the job runs its configuration again.
+#[tokio::test]
+async fn a_rewritten_policy_file_keeps_an_api_swap_and_new_bytes_replace_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.wasm");
+    let ds2 = std::fs::read(policy_path("ds2")).unwrap();
+    std::fs::write(&policy, &ds2).unwrap();
+    let job = sim_job(
+        "j",
+        &policy,
+        "watch_policy = false
+params = { scaling_factor = \"0.5\" }",
+        "",
+    );
+    let cfg = config(dir.path(), "", &[job]);
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let mut built = build_job(&cfg, &cfg.jobs[0], &parts, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let shared = built.job.shared();
+    let configured = vec![("scaling_factor".to_string(), "0.5".to_string())];
+    let answer = request_swap(
+        &mut built,
+        policy_path("hpa"),
+        Some(&[("target_cpu_utilization", "0.7")]),
+        1_000,
+    )
+    .await;
+    assert!(answer.unwrap().starts_with("swapped"));
+    let hpa = daedalus_host::policy::sha256_hex(&std::fs::read(policy_path("hpa")).unwrap());
+    assert_eq!(built.job.policy_digest(), hpa);
+    assert_eq!(shared.status().policy_set_by.as_deref(), Some("api"));
+
+    // The same bytes written again: nothing to swap.
+    std::fs::write(&policy, &ds2).unwrap();
+    shared.mark_policy_changed();
+    built.job.cycle(2_000).await;
+    assert_eq!(built.job.policy_digest(), hpa);
+    assert_eq!(shared.status().policy_set_by.as_deref(), Some("api"));
+    assert_eq!(
+        built.job.settings().params,
+        [("target_cpu_utilization".to_string(), "0.7".to_string())]
+    );
+
+    // New bytes (ds2 with a custom section appended): the configuration now.
+    let mut edited = ds2.clone();
+    edited.extend_from_slice(&[0, 6, 4, b't', b'e', b's', b't', 1]);
+    std::fs::write(&policy, &edited).unwrap();
+    shared.mark_policy_changed();
+    built.job.cycle(3_000).await;
+    assert_eq!(
+        built.job.policy_digest(),
+        daedalus_host::policy::sha256_hex(&edited)
+    );
+    assert_eq!(shared.status().policy_set_by, None);
+    assert_eq!(built.job.settings().params, configured);
 }
 
 /// Reads the simulated job's state file: (parallelism, rescales the engine started).

@@ -178,6 +178,32 @@ async fn collector_and_actuator_on_a_live_job() {
         assert!(w.cpu_utilization.is_none_or(|c| (0.0..=1.0).contains(&c)));
     }
 
+    // TaskManagers as workers: each one's CPU from its JVM's CPU time between the two
+    // samples `ready` takes, the subtasks' input rate on it as its throughput.
+    let tms = FlinkRestCollector::new(
+        rest(),
+        JobSelector::Name(job.name.clone()),
+        Duration::from_secs(5),
+        WorkerSource::TaskManagers,
+    )
+    .with_worker_vertex("count")
+    .with_input(InputTopic::new(KAFKA, &job.input, TIMEOUT));
+    let o = ready(&tms, Duration::from_secs(60)).await;
+    let taskmanagers = rest().taskmanagers().await.unwrap();
+    assert_eq!(o.workers.len(), taskmanagers.len(), "{:?}", o.workers);
+    for w in &o.workers {
+        assert!(taskmanagers.iter().any(|tm| tm.id == w.worker_id), "{w:?}");
+        let cpu = w.cpu_utilization.unwrap_or_else(|| panic!("no CPU: {w:?}"));
+        assert!(cpu > 0.0 && cpu <= 1.0, "{w:?}");
+    }
+    assert!(
+        o.workers
+            .iter()
+            .any(|w| w.throughput_records_per_sec.is_some_and(|t| t > 0.0)),
+        "{:?}",
+        o.workers
+    );
+
     // Collector latency per tick (printed for the closing note; not asserted: shared machine).
     let mut took = Vec::new();
     for _ in 0..5 {

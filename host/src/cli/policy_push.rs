@@ -2,10 +2,10 @@
 //! (`POST /policy`, the component uploaded and pinned to its sha256), printing each job's
 //! outcome.
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::Args;
-use daedalus_host::engine::tls::{TlsSettings, error_chain, http_client};
-use daedalus_host::policy::sha256_hex;
+use daedalus_host::engine::tls::{Roots, TlsSettings};
+use daedalus_host::live::client::{ApiClient, JobOutcome, PushParams, PushRequest, Verdict};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +36,10 @@ pub(crate) struct PushArgs {
     /// Give the component its default params rather than the jobs' own.
     #[arg(long, conflicts_with = "params")]
     default_params: bool,
+    /// A PEM bundle of the certificate authorities to trust when `--api` is an `https://` URL
+    /// (a TLS proxy in front of the API with a private CA). Default: the system's trust store.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Seconds to wait for the host's answer (it answers once every job has answered, or at
     /// its own request timeout).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
@@ -43,34 +47,38 @@ pub(crate) struct PushArgs {
 }
 
 impl PushArgs {
-    /// The API's base URL.
-    fn base(&self) -> String {
-        let api = self.api.trim_end_matches('/');
-        if api.contains("://") {
-            api.to_string()
+    /// What to push: the file's name as its label, the jobs and the params.
+    fn request(&self) -> PushRequest {
+        let params = if self.default_params {
+            PushParams::Defaults
+        } else if self.params.is_empty() {
+            PushParams::Keep
         } else {
-            format!("http://{api}")
+            PushParams::Set(self.params.clone())
+        };
+        PushRequest {
+            name: self
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            jobs: self.jobs.clone(),
+            params,
         }
     }
 
-    /// The query string: the pin, the file's name, the jobs and the params.
-    fn query(&self, sha256: String) -> Vec<(String, String)> {
-        let mut q = vec![("sha256".to_string(), sha256)];
-        if let Some(name) = self.file.file_name() {
-            q.push(("name".into(), name.to_string_lossy().into_owned()));
-        }
-        if !self.jobs.is_empty() {
-            q.push(("jobs".into(), self.jobs.join(",")));
-        }
-        if self.default_params {
-            q.push(("params".into(), "none".into()));
-        }
-        q.extend(
-            self.params
-                .iter()
-                .map(|(k, v)| (format!("param.{k}"), v.clone())),
-        );
-        q
+    /// How the client speaks TLS: the `--ca-file` roots, or the system's.
+    fn tls(&self) -> anyhow::Result<TlsSettings> {
+        let roots = match &self.ca_file {
+            Some(f) => Roots::Pem(
+                std::fs::read(f)
+                    .with_context(|| format!("cannot read the CA file {}", f.display()))?,
+            ),
+            None => Roots::System,
+        };
+        Ok(TlsSettings {
+            roots,
+            identity: None,
+        })
     }
 
     fn token(&self) -> anyhow::Result<String> {
@@ -89,13 +97,10 @@ impl PushArgs {
 }
 
 /// One job's outcome as a line: `JOB: swapped ...`, `JOB: swap refused ...`, `JOB: queued ...`.
-fn outcome_line(job: &str, outcome: &serde_json::Value) -> String {
-    let said = |key: &str| outcome.get(key).and_then(|v| v.as_str());
-    match (said("ok"), said("error"), said("queued")) {
-        (Some(ok), _, _) => format!("{job}: {ok}"),
-        (_, Some(error), _) => format!("{job}: {error}"),
-        (_, _, Some(queued)) => format!("{job}: queued: {queued}"),
-        _ => format!("{job}: {outcome}"),
+fn outcome_line(job: &str, outcome: &JobOutcome) -> String {
+    match outcome {
+        JobOutcome::Runs(said) | JobOutcome::Refused(said) => format!("{job}: {said}"),
+        JobOutcome::Queued(said) => format!("{job}: queued: {said}"),
     }
 }
 
@@ -103,53 +108,36 @@ fn outcome_line(job: &str, outcome: &serde_json::Value) -> String {
 /// refused it (or the host refused the request), [`QUEUED`] when some have not answered yet.
 pub(crate) fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
     let token = args.token()?;
+    let client = ApiClient::new(
+        &args.api,
+        &token,
+        &args.tls()?,
+        Duration::from_secs(args.timeout_secs),
+    )?;
     let wasm = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let url = format!("{}/policy", args.base());
-    let query = args.query(sha256_hex(&wasm));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (status, text) = rt.block_on(async {
-        let client = http_client(
-            &TlsSettings::default(),
-            Duration::from_secs(args.timeout_secs),
-        )?;
-        let r = client
-            .post(&url)
-            .query(&query)
-            .bearer_auth(&token)
-            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
-            .body(wasm)
-            .send()
-            .await
-            .map_err(|e| anyhow!("{url}: {}", error_chain(&e.without_url())))?;
-        let status = r.status();
-        let text = r
-            .text()
-            .await
-            .map_err(|e| anyhow!("{url}: {}", error_chain(&e.without_url())))?;
-        anyhow::Ok((status, text))
-    })?;
-    let Ok(reply) = serde_json::from_str::<serde_json::Value>(&text) else {
-        bail!("{url} answered {status}, not with JSON: {}", text.trim());
-    };
-    if let Some(jobs) = reply.get("jobs").and_then(|j| j.as_object()) {
-        for (job, outcome) in jobs {
-            outln!("{}", outcome_line(job, outcome));
-        }
+    let reply = rt.block_on(client.push(wasm, &args.request()))?;
+    for (job, outcome) in &reply.jobs {
+        outln!("{}", outcome_line(job, outcome));
     }
-    let said = |key: &str| reply.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    match status.as_u16() {
-        200 => {
-            outln!("{}", said("ok"));
+    match reply.verdict() {
+        Verdict::AllRun => {
+            outln!("{}", reply.message);
             Ok(ExitCode::SUCCESS)
         }
-        202 => {
-            outln!("{}", said("ok"));
+        Verdict::SomeQueued => {
+            outln!("{}", reply.message);
             Ok(ExitCode::from(QUEUED))
         }
-        _ => bail!("{url} answered {status}: {}", said("error")),
+        Verdict::Refused => bail!(
+            "{}/policy answered {}: {}",
+            client.base(),
+            reply.status,
+            reply.message
+        ),
     }
 }
 
@@ -171,21 +159,17 @@ mod tests {
     }
 
     #[test]
-    fn the_request_names_the_pin_jobs_and_params() {
+    fn the_request_names_the_jobs_and_params() {
         let a = args(&["--job", "a,b", "--job", "c", "--param", "k=v=1"]);
-        assert_eq!(a.base(), "http://127.0.0.1:9464");
-        let q = a.query("ab".into());
-        let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let want = [
-            ("sha256", "ab"),
-            ("name", "p.wasm"),
-            ("jobs", "a,b,c"),
-            ("param.k", "v=1"),
-        ];
-        assert_eq!(q, want);
-        let a = args(&["--api", "https://h:1/", "--default-params"]);
-        assert_eq!(a.base(), "https://h:1");
-        assert_eq!(a.query("ab".into())[2], ("params".into(), "none".into()));
+        let r = a.request();
+        assert_eq!(r.name.as_deref(), Some("p.wasm"));
+        assert_eq!(r.jobs, ["a", "b", "c"]);
+        assert_eq!(r.params, PushParams::Set(vec![("k".into(), "v=1".into())]));
+        assert_eq!(args(&[]).request().params, PushParams::Keep);
+        assert_eq!(
+            args(&["--default-params"]).request().params,
+            PushParams::Defaults
+        );
         assert!(
             Cli::try_parse_from(["push", "p.wasm", "--default-params", "--param", "k=v"]).is_err()
         );
@@ -193,12 +177,9 @@ mod tests {
 
     #[test]
     fn each_outcome_is_one_line() {
-        let o = |v: serde_json::Value| outcome_line("a", &v);
-        assert_eq!(o(serde_json::json!({"ok": "swapped"})), "a: swapped");
-        assert_eq!(o(serde_json::json!({"error": "no"})), "a: no");
-        assert_eq!(
-            o(serde_json::json!({"queued": "later"})),
-            "a: queued: later"
-        );
+        let o = |v| outcome_line("a", &v);
+        assert_eq!(o(JobOutcome::Runs("swapped".into())), "a: swapped");
+        assert_eq!(o(JobOutcome::Refused("no".into())), "a: no");
+        assert_eq!(o(JobOutcome::Queued("later".into())), "a: queued: later");
     }
 }

@@ -1043,15 +1043,9 @@ impl JobLoop {
     async fn handle_requests(&mut self, now_ms: u64) {
         let mut requests = self.shared.take_requests();
         if self.shared.take_policy_changed()
-            && let Some(c) = &self.control
+            && let Some(swap) = self.configured_file_edit().await
         {
-            requests.push(Request::Swap {
-                component: Component::File(c.path.clone()),
-                sha256: c.sha256.clone(),
-                params: None,
-                source: "file-watch".into(),
-                reply: None,
-            });
+            requests.push(swap);
         }
         for r in requests {
             match r {
@@ -1088,6 +1082,47 @@ impl JobLoop {
                 }
             }
         }
+    }
+
+    /// The swap a change the watcher reported asks for, if the configured file's bytes did
+    /// change. Bytes as last loaded (the file touched, rewritten the same, or its ConfigMap
+    /// updated for another key) ask for nothing: the active policy stays, one set through the
+    /// API or a promotion included. New bytes are the configuration now: they replace whatever
+    /// runs, with the configured params (as a reset would), and replacing a policy set
+    /// elsewhere is logged as a warning. A file that cannot be read is handed to the swap,
+    /// which refuses it with the reason.
+    async fn configured_file_edit(&self) -> Option<Request> {
+        let c = self.control.as_ref()?;
+        let path = c.path.clone();
+        let read = tokio::task::spawn_blocking(move || crate::policy::Digested::read(&path))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let component = match read {
+            Some(wasm) if wasm.digest() == c.basis_digest => {
+                tracing::info!(job = %self.settings.name, file = %c.path.display(),
+                    "The configured policy file's bytes are unchanged; the active policy stays.");
+                return None;
+            }
+            Some(wasm) => {
+                if let Some(by) = &c.set_by {
+                    tracing::warn!(job = %self.settings.name, file = %c.path.display(), set_by = %by,
+                        "The configured policy file changed: it replaces the policy set by {by}, with the configured params.");
+                }
+                Component::Bytes {
+                    name: c.path.display().to_string(),
+                    wasm: Arc::new(wasm),
+                }
+            }
+            None => Component::File(c.path.clone()),
+        };
+        Some(Request::Swap {
+            component,
+            sha256: c.sha256.clone(),
+            params: Some(c.basis_params.clone()),
+            source: "file-watch".into(),
+            reply: None,
+        })
     }
 
     async fn swap(
@@ -1143,7 +1178,7 @@ impl JobLoop {
         .map_err(|e| format!("swap did not complete: {e}"))?;
         match result {
             Ok(None) => {
-                if source == "reset" {
+                if source == "reset" || source == "file-watch" {
                     // The configured file holds the active policy: that is the configuration.
                     let c = self.control.as_mut().expect("checked above");
                     c.basis_digest = self.policy.digest();

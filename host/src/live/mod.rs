@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod calibrate;
+pub mod client;
 pub mod config;
 pub mod guardrails;
 mod job;
@@ -157,6 +158,10 @@ fn kafka_streams_connectors(
     use crate::engine::process_group::{GroupSpec, ProcessGroup};
     use crate::engine::prometheus::{Prometheus, PrometheusCollector};
     let timeout = Duration::from_millis(ks.timeout_ms);
+    if ks.application_id.is_none() {
+        tracing::warn!(job = %job.name,
+            "kafka_streams.application_id is not set: the lag comes from the consumers' `records-lag`, which goes stale (too low) under a backlog. Set it to the app's `application.id` to read the lag from its consumer group.");
+    }
     let prom = Prometheus::new(&ks.prometheus_url, timeout)?;
     let collector = || {
         let c = PrometheusCollector::new(

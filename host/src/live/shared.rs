@@ -66,7 +66,7 @@ pub enum Request {
 }
 
 /// A policy as reported.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyRef {
     /// Name from `describe`.
     pub name: String,

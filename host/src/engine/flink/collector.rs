@@ -19,8 +19,12 @@
 //!   (the configured `worker_vertex`, else the busiest non-source vertex that processes records), with its busy ratio as CPU and its input rate as throughput: what Flink's
 //!   own autoscaler models, and the only per-worker CPU there is when several slots share one
 //!   TaskManager process. [`WorkerSource::TaskManagers`] makes every TaskManager a worker
-//!   (`Status.JVM.CPU.Load` and the input rate of the busiest vertex's subtasks on it): the
-//!   paper's setup, one slot per TaskManager.
+//!   (the input rate of the busiest vertex's subtasks on it, and its CPU): the paper's setup,
+//!   one slot per TaskManager. The CPU is the rate of `Status.JVM.CPU.Time` between two
+//!   samples over the cores the TaskManager's slots can use, `min(slots, cores)`, so a
+//!   one-slot TaskManager whose task saturates a core reads 1.0 however many cores the machine
+//!   has (`Status.JVM.CPU.Load`, the share of all the machine's cores, read 0.25 for it on
+//!   four); unknown at the first sample and after a TaskManager restarts.
 
 use super::rest::{FlinkRest, JobDetails, MetricValue, metric};
 use super::{JobSelector, resolve};
@@ -38,7 +42,8 @@ pub enum WorkerSource {
     /// Subtasks of the busiest non-source vertex (busy ratio as CPU).
     #[default]
     Subtasks,
-    /// TaskManagers (JVM CPU load).
+    /// TaskManagers: the JVM's CPU time over the interval, as a share of the cores its slots
+    /// can use (`min(slots, cores)`).
     TaskManagers,
 }
 
@@ -59,6 +64,8 @@ pub struct FlinkRestCollector {
     input: Option<InputTopic>,
     worker_vertex: Option<String>,
     last: Mutex<Option<Sample>>,
+    /// Each TaskManager's `(sampled at ms, JVM CPU time ns)` at the previous collection.
+    tm_cpu: Mutex<BTreeMap<String, (u64, f64)>>,
 }
 
 /// Offsets at the previous collection, for rates.
@@ -66,8 +73,8 @@ pub struct FlinkRestCollector {
 struct Sample {
     at_ms: u64,
     ends: Option<BTreeMap<i32, i64>>,
-    /// `(job id, sum of the reader positions)` when every partition had one.
-    positions: Option<(String, i64)>,
+    /// `(job id, reader position per partition)` when every partition had one.
+    positions: Option<(String, BTreeMap<i32, i64>)>,
 }
 
 /// What the source vertices say about their input.
@@ -98,6 +105,7 @@ impl FlinkRestCollector {
             input: None,
             worker_vertex: None,
             last: Mutex::new(None),
+            tm_cpu: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -169,7 +177,12 @@ impl FlinkRestCollector {
         Ok(view)
     }
 
-    async fn workers(&self, job: &JobDetails, vid: &str) -> Result<Vec<WorkerSample>, EngineError> {
+    async fn workers(
+        &self,
+        job: &JobDetails,
+        vid: &str,
+        now_ms: u64,
+    ) -> Result<Vec<WorkerSample>, EngineError> {
         let vertex = job
             .vertices
             .iter()
@@ -204,13 +217,32 @@ impl FlinkRestCollector {
             WorkerSource::TaskManagers => {
                 let placement = self.rest.vertex(&job.jid, vid).await?;
                 let mut out = Vec::new();
+                let mut seen = BTreeMap::new();
                 for tm in self.rest.taskmanagers().await? {
                     let m = self
                         .rest
-                        .taskmanager_metrics(&tm.id, &["Status.JVM.CPU.Load"])
+                        .taskmanager_metrics(&tm.id, &["Status.JVM.CPU.Time"])
                         .await?;
-                    let cpu =
-                        ratio(metric(&m, "Status.JVM.CPU.Load").and_then(MetricValue::number));
+                    let time = metric(&m, "Status.JVM.CPU.Time")
+                        .and_then(MetricValue::number)
+                        .filter(|t| t.is_finite() && *t >= 0.0);
+                    let then = self
+                        .tm_cpu
+                        .lock()
+                        .expect("no panics while held")
+                        .get(&tm.id)
+                        .copied();
+                    let cores = tm.hardware.as_ref().map_or(0, |h| h.cpu_cores);
+                    let usable = match (tm.slots, cores) {
+                        (0, n) | (n, 0) => n,
+                        (slots, cores) => slots.min(cores),
+                    };
+                    let cpu = time
+                        .zip(then)
+                        .and_then(|(now_ns, then)| cpu_share(then, (now_ms, now_ns), usable));
+                    if let Some(t) = time {
+                        seen.insert(tm.id.clone(), (now_ms, t));
+                    }
                     let mine: Vec<u32> = placement
                         .subtasks
                         .iter()
@@ -227,10 +259,24 @@ impl FlinkRestCollector {
                         throughput_records_per_sec: if mine.is_empty() { Some(0.0) } else { thr },
                     });
                 }
+                // TaskManagers gone since are forgotten.
+                *self.tm_cpu.lock().expect("no panics while held") = seen;
                 Ok(out)
             }
         }
     }
+}
+
+/// A TaskManager's CPU between two `(ms, JVM CPU time ns)` samples as a share of `cores`
+/// (the cores its slots can use), within [0, 1]. `None` without a usable interval or core
+/// count, or when the CPU time went back (the TaskManager restarted under the same id).
+fn cpu_share(then: (u64, f64), now: (u64, f64), cores: u32) -> Option<f64> {
+    let (dt_ms, used_ns) = (now.0.checked_sub(then.0)?, now.1 - then.1);
+    if dt_ms == 0 || cores == 0 || used_ns < 0.0 {
+        return None;
+    }
+    let cores_used = used_ns / (dt_ms as f64 * 1e6);
+    Some((cores_used / f64::from(cores)).clamp(0.0, 1.0))
 }
 
 /// Whether a vertex's (or subtask's) meters have not been sampled since it was deployed: Flink
@@ -378,7 +424,7 @@ impl Collector for FlinkRestCollector {
         let covered = ends
             .as_ref()
             .filter(|e| !e.is_empty() && e.keys().all(|p| sources.positions.contains_key(p)));
-        let (lag, pos_total) = match covered {
+        let (lag, read) = match covered {
             Some(e) => (
                 Some(
                     e.iter()
@@ -387,22 +433,21 @@ impl Collector for FlinkRestCollector {
                 ),
                 Some(
                     e.keys()
-                        .fold(0i64, |a, p| a.saturating_add(sources.positions[p])),
+                        .map(|p| (*p, sources.positions[p]))
+                        .collect::<BTreeMap<_, _>>(),
                 ),
             ),
             None => (sources.pending, None),
         };
-        let consumed = match (&previous, &pos_total) {
+        let consumed = match (&previous, &read) {
             (Some(prev), Some(now)) => match (&prev.positions, dt_s(prev)) {
-                (Some((jid, then)), Some(dt)) if *jid == job.jid && now >= then => {
-                    Some((now - then) as f64 / dt)
-                }
+                (Some((jid, then)), Some(dt)) => consumption(jid, then, &job.jid, now, dt),
                 _ => None,
             },
             _ => None,
         };
         if let Some(s) = self.last.lock().expect("no panics while held").as_mut() {
-            s.positions = pos_total.map(|t| (job.jid.clone(), t));
+            s.positions = read.map(|r| (job.jid.clone(), r));
         }
         // The configured vertex, else the busiest non-source vertex that processes records,
         // carries the per-worker model (a transactional sink can read busy while idle).
@@ -427,7 +472,7 @@ impl Collector for FlinkRestCollector {
                 .map(|o| o.operator_id.clone())
         });
         let workers = match worker_vertex {
-            Some(vid) => self.workers(&job, &vid).await?,
+            Some(vid) => self.workers(&job, &vid, now_ms).await?,
             None => Vec::new(),
         };
         Ok(Collected::Ready(Observation {
@@ -444,6 +489,23 @@ impl Collector for FlinkRestCollector {
 
 /// The partition of a reader-position metric of `topic`:
 /// `...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`.
+/// Records per second the job's readers moved over `dt` seconds, over the partitions both
+/// snapshots hold (a partition added to the topic in between is left out of this interval,
+/// not counted from offset 0); `None` across a job restart (another job id) or when a
+/// position went back (offsets reset).
+fn consumption(
+    then_jid: &str,
+    then: &BTreeMap<i32, i64>,
+    jid: &str,
+    now: &BTreeMap<i32, i64>,
+    dt: f64,
+) -> Option<f64> {
+    (then_jid == jid)
+        .then(|| crate::engine::kafka::advanced(then, now))
+        .flatten()
+        .map(|n| n as f64 / dt)
+}
+
 fn partition_of(name: &str, topic: &str) -> Option<i32> {
     let rest = name.strip_suffix(".currentOffset")?;
     let (head, p) = rest.rsplit_once(".partition.")?;
@@ -466,6 +528,39 @@ mod tests {
         // Emitting without input (a source) is working.
         assert!(!meters_unset(Some(1.0), Some(0.0), Some(300.0)));
         assert!(!meters_unset(None, Some(0.0), Some(0.0)));
+    }
+
+    #[test]
+    fn a_taskmanagers_cpu_is_its_cpu_time_over_the_cores_its_slots_use() {
+        // 1.5 cores for 2 s on a one-slot TaskManager: saturated (clamped), whatever the
+        // machine's cores.
+        assert_eq!(cpu_share((1000, 0.0), (3000, 3e9), 1), Some(1.0));
+        // The same on four slots and cores: 0.375.
+        assert_eq!(cpu_share((1000, 0.0), (3000, 3e9), 4), Some(0.375));
+        assert_eq!(cpu_share((1000, 5e9), (3000, 1e9), 4), None, "restarted");
+        assert_eq!(cpu_share((1000, 0.0), (1000, 1e9), 4), None, "no interval");
+        assert_eq!(
+            cpu_share((3000, 0.0), (1000, 1e9), 4),
+            None,
+            "clock went back"
+        );
+        assert_eq!(
+            cpu_share((1000, 0.0), (3000, 1e9), 0),
+            None,
+            "no cores known"
+        );
+    }
+
+    #[test]
+    fn consumption_counts_only_partitions_both_samples_hold() {
+        let m = |v: &[(i32, i64)]| v.iter().copied().collect::<BTreeMap<_, _>>();
+        let then = m(&[(0, 1000), (1, 2000)]);
+        // A partition added in between, its reader already at 5 M: not 5 M records in 2 s.
+        let now = m(&[(0, 1400), (1, 2600), (2, 5_000_000)]);
+        assert_eq!(consumption("j", &then, "j", &now, 2.0), Some(500.0));
+        assert_eq!(consumption("old", &then, "j", &now, 2.0), None);
+        let reset = m(&[(0, 10), (1, 2600)]);
+        assert_eq!(consumption("j", &then, "j", &reset, 2.0), None);
     }
 
     #[test]

@@ -195,6 +195,17 @@ pub struct TaskManagerInfo {
     /// Slots it offers.
     #[serde(rename = "slotsNumber", default)]
     pub slots: u32,
+    /// The machine as the TaskManager's JVM sees it.
+    #[serde(default)]
+    pub hardware: Option<TaskManagerHardware>,
+}
+
+/// `GET /taskmanagers` entry's `hardware`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskManagerHardware {
+    /// Cores the JVM may use (a container's CPU limit, rounded up, in a container).
+    #[serde(rename = "cpuCores", default)]
+    pub cpu_cores: u32,
 }
 
 #[derive(Debug, Deserialize)]
