@@ -190,6 +190,7 @@ async fn collector_and_actuator_on_a_live_job() {
     .with_input(InputTopic::new(KAFKA, &job.input, TIMEOUT));
     let o = ready(&tms, Duration::from_secs(60)).await;
     let taskmanagers = rest().taskmanagers().await.unwrap();
+    eprintln!("TaskManager workers at 300 records/s: {:?}", o.workers);
     assert_eq!(o.workers.len(), taskmanagers.len(), "{:?}", o.workers);
     for w in &o.workers {
         assert!(taskmanagers.iter().any(|tm| tm.id == w.worker_id), "{w:?}");
