@@ -649,9 +649,10 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 /// `policy push` against a running `daedalus run` (two simulated jobs on DS2): swaps into
 /// one job, answers "unchanged" the second time, reports every job's refusal of bad params
 /// with exit code 1, and refuses without a token or with a wrong one; the jobs run what the
-/// pushes left.
+/// pushes left. Then `jobs` shows them, `pause` and `resume` set every job or the one named,
+/// and an unknown job or a missing token is an error that sets nothing.
 #[test]
-fn policy_push_swaps_a_component_into_a_running_host() {
+fn policy_push_jobs_pause_and_resume_drive_a_running_host() {
     let dir = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -707,12 +708,11 @@ fn policy_push_swaps_a_component_into_a_running_host() {
     }
     assert!(up, "the host's jobs never decided: {}", log());
     let hpa = artifact("hpa.wasm");
-    let push = |args: &[&str], token: Option<&str>| {
+    let daedalus = |args: &[&str], token: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_daedalus"));
-        cmd.args(["policy", "push", hpa.to_str().unwrap(), "--api", &addr])
-            .args(args)
+        cmd.args(args)
             .env_remove("DAEDALUS_TOKEN")
-            .env_remove("DAEDALUS_API");
+            .env("DAEDALUS_API", &addr);
         if let Some(t) = token {
             cmd.env("DAEDALUS_TOKEN", t);
         }
@@ -722,6 +722,10 @@ fn policy_push_swaps_a_component_into_a_running_host() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    };
+    let hpa = hpa.to_str().unwrap();
+    let push = |args: &[&str], token: Option<&str>| {
+        daedalus(&[&["policy", "push", hpa], args].concat(), token)
     };
     let (code, out, err) = push(&["--job", "a"], Some(token));
     assert_eq!(code, 0, "{out}{err}");
@@ -744,6 +748,47 @@ fn policy_push_swaps_a_component_into_a_running_host() {
     assert_eq!(code, 1);
     assert!(err.contains("DAEDALUS_TOKEN"), "{err}");
     assert_eq!(policies().unwrap(), ["hpa", "ds2"]);
+
+    let (code, out, err) = daedalus(&["jobs"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("JOB"), "{out}");
+    assert!(
+        lines[1].starts_with("a ") && lines[1].contains("hpa"),
+        "{out}"
+    );
+    assert!(lines[1].contains("(set by api)"), "{out}");
+    assert!(
+        lines[2].starts_with("b ") && lines[2].contains("ds2"),
+        "{out}"
+    );
+    let paused = || -> Vec<bool> {
+        let (_, body) = http_get(&addr, "/jobs").unwrap();
+        let jobs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let jobs = jobs.as_array().unwrap();
+        jobs.iter()
+            .map(|j| j["paused"].as_bool().unwrap())
+            .collect()
+    };
+    let (code, out, err) = daedalus(&["pause"], Some(token));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("paused") && out.contains("a, b"), "{out}");
+    assert_eq!(paused(), [true, true]);
+    let (code, out, err) = daedalus(&["jobs"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches(" paused ").count(), 2, "{out}");
+    let (code, out, err) = daedalus(&["resume", "--job", "b"], Some(token));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "resumed: b");
+    assert_eq!(paused(), [true, false]);
+    let (code, out, err) = daedalus(&["resume", "--job", "a,nope"], Some(token));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("404") && err.contains("nope"), "{err}");
+    let (code, _, err) = daedalus(&["resume"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("DAEDALUS_TOKEN"), "{err}");
+    assert_eq!(paused(), [true, false]);
 }
 
 /// Kills a child process when dropped, so a failed test leaves no host running.

@@ -926,7 +926,7 @@ async fn policy_push_through_a_tls_proxy_reports_each_job_and_queued_ones() {
             roots,
             identity: None,
         };
-        ApiClient::new(&proxy.url, token, &tls, Duration::from_secs(30)).unwrap()
+        ApiClient::new(&proxy.url, Some(token), &tls, Duration::from_secs(30)).unwrap()
     };
     let ours = || Roots::Pem(pki.ca_pem.clone().into_bytes());
     let push = |jobs: &[&str]| PushRequest {

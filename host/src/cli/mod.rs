@@ -17,6 +17,7 @@ macro_rules! out {
     }};
 }
 
+mod api_cmd;
 mod bench_cmd;
 mod bench_host_cmd;
 mod calibrate_cmd;
@@ -79,6 +80,13 @@ pub(crate) enum Command {
     /// Measure a live job (capacity per parallelism, rescale downtimes) and write a simulator
     /// profile for it.
     Calibrate(calibrate_cmd::CalibrateArgs),
+    /// A running host's jobs, through its API: parallelism, policy, pause, input, lag.
+    Jobs(api_cmd::JobsArgs),
+    /// Stop a running host's jobs from acting (they still decide and record), through its API:
+    /// the named jobs, or every job.
+    Pause(api_cmd::PauseArgs),
+    /// Let paused jobs act again, through the host's API: the named jobs, or every job.
+    Resume(api_cmd::PauseArgs),
 }
 
 impl Cli {
@@ -109,6 +117,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Arms(args) => replay_cmd::arms(args),
         Command::Loadgen(args) => loadgen_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),
+        Command::Jobs(args) => api_cmd::jobs(args),
+        Command::Pause(args) => api_cmd::set_paused(args, true),
+        Command::Resume(args) => api_cmd::set_paused(args, false),
     }
 }
 

@@ -2,13 +2,11 @@
 //! (`POST /policy`, the component uploaded and pinned to its sha256), printing each job's
 //! outcome.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use daedalus_host::engine::tls::{Roots, TlsSettings};
-use daedalus_host::live::client::{ApiClient, JobOutcome, PushParams, PushRequest, Verdict};
+use daedalus_host::live::client::{JobOutcome, PushParams, PushRequest, Verdict};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// The exit code when some jobs had not reached their next tick within the host's request
 /// timeout (they will take or refuse the swap then; see `/jobs/{job}/policy-events`).
@@ -19,13 +17,8 @@ const QUEUED: u8 = 3;
 pub(crate) struct PushArgs {
     /// The component (`.wasm`).
     file: PathBuf,
-    /// The host's API: its `[api] listen` address, or a URL.
-    #[arg(long, env = "DAEDALUS_API", default_value = "127.0.0.1:9464")]
-    api: String,
-    /// A file holding the API token (default: the `DAEDALUS_TOKEN` environment variable; not
-    /// an argument, which other users could read in the process list).
-    #[arg(long)]
-    token_file: Option<PathBuf>,
+    #[command(flatten)]
+    api: super::api_cmd::ApiArgs,
     /// A job to swap (repeatable, or comma-separated). Default: every job of the host.
     #[arg(long = "job", value_delimiter = ',')]
     jobs: Vec<String>,
@@ -36,14 +29,6 @@ pub(crate) struct PushArgs {
     /// Give the component its default params rather than the jobs' own.
     #[arg(long, conflicts_with = "params")]
     default_params: bool,
-    /// A PEM bundle of the certificate authorities to trust when `--api` is an `https://` URL
-    /// (a TLS proxy in front of the API with a private CA). Default: the system's trust store.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// Seconds to wait for the host's answer (it answers once every job has answered, or at
-    /// its own request timeout).
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout_secs: u64,
 }
 
 impl PushArgs {
@@ -65,35 +50,6 @@ impl PushArgs {
             params,
         }
     }
-
-    /// How the client speaks TLS: the `--ca-file` roots, or the system's.
-    fn tls(&self) -> anyhow::Result<TlsSettings> {
-        let roots = match &self.ca_file {
-            Some(f) => Roots::Pem(
-                std::fs::read(f)
-                    .with_context(|| format!("cannot read the CA file {}", f.display()))?,
-            ),
-            None => Roots::System,
-        };
-        Ok(TlsSettings {
-            roots,
-            identity: None,
-        })
-    }
-
-    fn token(&self) -> anyhow::Result<String> {
-        let token = match &self.token_file {
-            Some(f) => std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read the token file {}", f.display()))?,
-            None => std::env::var("DAEDALUS_TOKEN")
-                .context("no API token: set DAEDALUS_TOKEN or give --token-file")?,
-        };
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            bail!("the API token is empty");
-        }
-        Ok(token)
-    }
 }
 
 /// One job's outcome as a line: `JOB: swapped ...`, `JOB: swap refused ...`, `JOB: queued ...`.
@@ -107,19 +63,10 @@ fn outcome_line(job: &str, outcome: &JobOutcome) -> String {
 /// Runs `policy push`: 0 when every job swapped or already ran the component, 1 when any
 /// refused it (or the host refused the request), [`QUEUED`] when some have not answered yet.
 pub(crate) fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
-    let token = args.token()?;
-    let client = ApiClient::new(
-        &args.api,
-        &token,
-        &args.tls()?,
-        Duration::from_secs(args.timeout_secs),
-    )?;
+    let client = args.api.client(true)?;
     let wasm = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let reply = rt.block_on(client.push(wasm, &args.request()))?;
+    let reply = super::api_cmd::block_on(client.push(wasm, &args.request()))??;
     for (job, outcome) in &reply.jobs {
         outln!("{}", outcome_line(job, outcome));
     }
@@ -132,7 +79,7 @@ pub(crate) fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
             outln!("{}", reply.message);
             Ok(ExitCode::from(QUEUED))
         }
-        Verdict::Refused => bail!(
+        Verdict::Refused => anyhow::bail!(
             "{}/policy answered {}: {}",
             client.base(),
             reply.status,

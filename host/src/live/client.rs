@@ -3,9 +3,10 @@
 //!
 //! [`ApiClient::push`] uploads a component to `POST /policy` (`content-type:
 //! application/wasm`), pinned to its sha256 so a corrupted upload is refused before any job
-//! is asked, and returns each job's outcome. The token travels as a bearer header; TLS (an
-//! `https://` base, a proxy in front of the API) uses [`TlsSettings`], so a private CA can be
-//! trusted.
+//! is asked, and returns each job's outcome. [`ApiClient::jobs`] reads every job's status
+//! (`GET /jobs`), [`ApiClient::set_paused`] pauses or resumes jobs (`POST /pause`,
+//! `POST /resume`). The token travels as a bearer header; TLS (an `https://` base, a proxy in
+//! front of the API) uses [`TlsSettings`], so a private CA can be trusted.
 
 use crate::engine::tls::{TlsSettings, error_chain, http_client};
 use crate::policy::sha256_hex;
@@ -25,6 +26,16 @@ pub enum ClientError {
         /// What went wrong, with its causes.
         why: String,
     },
+    /// The host refused the request (a wrong token, an unknown job): its status and words.
+    #[error("{url} answered {status}: {message}")]
+    Refused {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The host's `error`.
+        message: String,
+    },
     /// An answer that is not the API's JSON (something else listens there).
     #[error("{url} answered {status}, not with JSON: {body}")]
     NotJson {
@@ -41,8 +52,49 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
-    token: String,
+    token: Option<String>,
     http: reqwest::Client,
+}
+
+/// A job's status as `GET /jobs` reports it: the fields an operator reads at a glance (the
+/// host reports more; fields a host of another version lacks read as their defaults).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct JobSummary {
+    /// The job's name.
+    pub name: String,
+    /// Parallelism last observed.
+    pub current: Option<u32>,
+    /// Parallelism the host wants.
+    pub desired: Option<u32>,
+    /// Input rate last observed, records/s.
+    pub input_rate: Option<f64>,
+    /// Lag last observed, records.
+    pub lag: Option<f64>,
+    /// Acting is paused.
+    pub paused: bool,
+    /// Recommend only.
+    pub dry_run: bool,
+    /// The active policy.
+    pub policy: PolicySummary,
+    /// Who set the active policy when it is not the configured one.
+    pub policy_set_by: Option<String>,
+    /// What the last cycle did.
+    pub last_cycle: String,
+    /// Rescales applied.
+    pub rescales: u32,
+    /// A rescale is in flight.
+    pub rescaling: bool,
+}
+
+/// A policy as `GET /jobs` names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct PolicySummary {
+    /// Its name (from `describe`).
+    pub name: String,
+    /// Its sha256.
+    pub digest: String,
 }
 
 /// Which params the pushed component gets.
@@ -143,11 +195,12 @@ impl PushReply {
 }
 
 impl ApiClient {
-    /// A client for the API at `api` (its `[api] listen` address, or a URL), sending `token`,
-    /// speaking TLS by `tls` to an `https://` URL, giving up on a request after `timeout`.
+    /// A client for the API at `api` (its `[api] listen` address, or a URL), sending `token`
+    /// (reads need none unless the host sets `public_read = false`), speaking TLS by `tls` to
+    /// an `https://` URL, giving up on a request after `timeout`.
     pub fn new(
         api: &str,
-        token: &str,
+        token: Option<&str>,
         tls: &TlsSettings,
         timeout: Duration,
     ) -> Result<ApiClient, ClientError> {
@@ -160,9 +213,98 @@ impl ApiClient {
         let http = http_client(tls, timeout).map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(ApiClient {
             base,
-            token: token.to_string(),
+            token: token.map(str::to_string),
             http,
         })
+    }
+
+    /// `request` with the token, if there is one.
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    /// Sends `request` to `url`; the status and the JSON answer.
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, serde_json::Value), ClientError> {
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            url: url.to_string(),
+            why: error_chain(&e.without_url()),
+        };
+        let r = self.authorized(request).send().await.map_err(transport)?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(transport)?;
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(answer) if answer.is_object() || answer.is_array() => Ok((status, answer)),
+            _ => Err(ClientError::NotJson {
+                url: url.to_string(),
+                status,
+                body: text.trim().chars().take(200).collect(),
+            }),
+        }
+    }
+
+    /// `answer` when `status` is a success, else the host's refusal.
+    fn accepted(
+        url: &str,
+        status: u16,
+        answer: serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        if (200..300).contains(&status) {
+            return Ok(answer);
+        }
+        Err(ClientError::Refused {
+            url: url.to_string(),
+            status,
+            message: answer
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("")
+                .to_string(),
+        })
+    }
+
+    /// Every job's status (`GET /jobs`).
+    pub async fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
+        let url = format!("{}/jobs", self.base);
+        let (status, answer) = self.send(&url, self.http.get(&url)).await?;
+        let answer = Self::accepted(&url, status, answer)?;
+        serde_json::from_value(answer).map_err(|e| ClientError::NotJson {
+            url,
+            status,
+            body: format!("not a list of jobs: {e}"),
+        })
+    }
+
+    /// Pauses (`paused`) or resumes `jobs`, or every job when `jobs` is empty (`POST /pause`,
+    /// `POST /resume`); the names of the jobs set.
+    pub async fn set_paused(
+        &self,
+        paused: bool,
+        jobs: &[String],
+    ) -> Result<Vec<String>, ClientError> {
+        let url = format!("{}/{}", self.base, if paused { "pause" } else { "resume" });
+        let mut request = self.http.post(&url);
+        if !jobs.is_empty() {
+            request = request.json(&serde_json::json!({ "jobs": jobs }));
+        }
+        let (status, answer) = self.send(&url, request).await?;
+        let answer = Self::accepted(&url, status, answer)?;
+        Ok(answer
+            .get("jobs")
+            .and_then(|j| j.as_array())
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// The API's base URL.
@@ -175,30 +317,14 @@ impl ApiClient {
     pub async fn push(&self, wasm: Vec<u8>, req: &PushRequest) -> Result<PushReply, ClientError> {
         let url = format!("{}/policy", self.base);
         let query = push_query(sha256_hex(&wasm), req);
-        let transport = |e: reqwest::Error| ClientError::Transport {
-            url: url.clone(),
-            why: error_chain(&e.without_url()),
-        };
-        let r = self
+        let request = self
             .http
             .post(&url)
             .query(&query)
-            .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, "application/wasm")
-            .body(wasm)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = r.status().as_u16();
-        let text = r.text().await.map_err(transport)?;
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(answer) if answer.is_object() => Ok(PushReply::parse(status, &answer)),
-            _ => Err(ClientError::NotJson {
-                url,
-                status,
-                body: text.trim().chars().take(200).collect(),
-            }),
-        }
+            .body(wasm);
+        let (status, answer) = self.send(&url, request).await?;
+        Ok(PushReply::parse(status, &answer))
     }
 }
 
@@ -261,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_base_without_a_scheme_is_plain_http() {
-        let c = |api| ApiClient::new(api, "t", &TlsSettings::default(), Duration::from_secs(1));
+        let c = |api| ApiClient::new(api, None, &TlsSettings::default(), Duration::from_secs(1));
         assert_eq!(c("127.0.0.1:9464").unwrap().base(), "http://127.0.0.1:9464");
         assert_eq!(c("https://h:1/").unwrap().base(), "https://h:1");
     }
