@@ -44,6 +44,29 @@ fn store_in(dir: &Path) -> String {
     format!("[store]\npath = \"{}\"", dir.join("d.db").display())
 }
 
+/// Simulated jobs on DS2 at 100x time, unwatched, one per name.
+fn fast_ds2_jobs(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            sim_job(
+                n,
+                &policy_path("ds2"),
+                "watch_policy = false",
+                "speedup = 100.0",
+            )
+        })
+        .collect()
+}
+
+/// What each built job shares with the API, by name.
+fn shared_of(built: &[BuiltJob]) -> BTreeMap<String, Arc<JobShared>> {
+    built
+        .iter()
+        .map(|b| (b.job.shared().status().name.clone(), b.job.shared()))
+        .collect()
+}
+
 async fn build_all(cfg: &RunConfig, parts: &HostParts) -> Vec<BuiltJob> {
     let mut out = Vec::new();
     for j in &cfg.jobs {
@@ -548,17 +571,7 @@ async fn api_swaps_rolls_back_promotes_and_pauses_a_live_job() {
 async fn one_api_request_swaps_a_policy_into_several_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let names = ["a", "b", "c"];
-    let jobs: Vec<String> = names
-        .iter()
-        .map(|n| {
-            sim_job(
-                n,
-                &policy_path("ds2"),
-                "watch_policy = false",
-                "speedup = 100.0",
-            )
-        })
-        .collect();
+    let jobs = fast_ds2_jobs(&names);
     let cfg = config(dir.path(), &store_in(dir.path()), &jobs);
     // Its own engine, to count the components the jobs hold.
     let engine =
@@ -567,10 +580,7 @@ async fn one_api_request_swaps_a_policy_into_several_jobs() {
     let parts = HostParts::new(&cfg, engine.clone()).unwrap();
     let built = build_all(&cfg, &parts).await;
     parts.started();
-    let shared: BTreeMap<String, Arc<JobShared>> = built
-        .iter()
-        .map(|b| (b.job.shared().status().name.clone(), b.job.shared()))
-        .collect();
+    let shared = shared_of(&built);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (api, server) = serve_api(shared.clone(), BTreeMap::new(), &parts, rx.clone()).await;
     let tasks: Vec<_> = built
@@ -875,25 +885,12 @@ async fn policy_push_through_a_tls_proxy_reports_each_job_and_queued_ones() {
     };
     use daedalus_tests::fake_http::{Pki, Proxy, Reply, serve_tls};
     let dir = tempfile::tempdir().unwrap();
-    let jobs: Vec<String> = ["running", "stalled"]
-        .iter()
-        .map(|n| {
-            sim_job(
-                n,
-                &policy_path("ds2"),
-                "watch_policy = false",
-                "speedup = 100.0",
-            )
-        })
-        .collect();
+    let jobs = fast_ds2_jobs(&["running", "stalled"]);
     let cfg = config(dir.path(), "", &jobs);
     let parts = HostParts::new(&cfg, engine()).unwrap();
     let mut built = build_all(&cfg, &parts).await;
     parts.started();
-    let shared: BTreeMap<String, Arc<JobShared>> = built
-        .iter()
-        .map(|b| (b.job.shared().status().name.clone(), b.job.shared()))
-        .collect();
+    let shared = shared_of(&built);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (api, server) = serve_api_within(
         shared.clone(),
