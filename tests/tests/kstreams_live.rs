@@ -20,6 +20,7 @@ use daedalus_host::sim::trace::Trace;
 use daedalus_tests::fake_http::{Reply, closed_port, serve};
 use daedalus_tests::services::{self, KAFKA};
 use daedalus_tests::{engine, policy_path, workspace_root};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,8 +171,9 @@ async fn rescale(g: &ProcessGroup, n: u32, within: Duration) -> f64 {
 }
 
 /// How long from a step in the load until the instances' records reach the policy: the
-/// group's committed offsets (every commit interval), apportioned by the instances'
-/// `process-rate` through the JMX exporter and Prometheus, and the collector.
+/// group's committed offsets (every commit interval), apportioned by the input records each
+/// instance's consumers took (a 10 s rate through the JMX exporter and Prometheus), and the
+/// collector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_delay_from_the_app_through_prometheus_to_the_policy() {
     let _lock = services::exclusive().await;
@@ -204,7 +206,7 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
     let g = app.group(100);
     let c = app.watching(&g);
     g.scale_to(1).await.unwrap();
-    let load = app.load(vec![200; 150]);
+    let load = app.load(vec![200; 180]);
     let o = ready_at(&c, 1, Duration::from_secs(120), &app).await;
     assert_eq!(o.workers.len(), 1);
     assert!(
@@ -226,6 +228,55 @@ async fn instances_scale_1_3_2_and_recover_without_losing_a_record() {
         "{group:?}"
     );
     assert_eq!(group.busy_members(&app.input), 3, "{group:?}");
+    // Each instance's share of the throughput is its share of the input's partitions (the
+    // load spreads evenly over them, so one instance owns two of the four): the collector
+    // splits the group's committed rate by the input records each instance's consumers took.
+    // Who owns what is the broker's answer; a static member's `group.instance.id` names its
+    // instance (`instance-INDEX-THREAD`: Kafka Streams appends the thread; metrics on port
+    // 9400 + INDEX). The rate window first passes the rebalance and the catch-up after it.
+    // (`process-rate`, which apportioned before, read 0.53 / 0.29 / 0.18 for 2 / 1 / 1.)
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let o = ready_at(&c, 3, Duration::from_secs(30), &app).await;
+    let group = app.consumer_group().describe().await.unwrap();
+    let owned: BTreeMap<String, usize> = group
+        .members
+        .iter()
+        .map(|m| {
+            let index: u16 = m
+                .instance_id
+                .as_deref()
+                .and_then(|i| i.strip_prefix("instance-")?.split('-').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("not a static member of the app: {m:?}"));
+            let parts = m.partitions.get(&app.input).map_or(0, Vec::len);
+            (format!("127.0.0.1:{}", 9400 + index), parts)
+        })
+        .collect();
+    let total: f64 = o
+        .workers
+        .iter()
+        .map(|w| w.throughput_records_per_sec.unwrap_or(f64::NAN))
+        .sum();
+    assert!(total > 0.0, "{o:?}");
+    let mut shares = Vec::new();
+    for w in &o.workers {
+        let share = w.throughput_records_per_sec.unwrap_or(f64::NAN) / total;
+        shares.push(format!("{share:.2}"));
+        let expected = owned.get(&w.worker_id).copied().unwrap_or(0) as f64 / f64::from(PARTITIONS);
+        assert!(
+            (share - expected).abs() < 0.05,
+            "{} took {share:.2} of the throughput and owns {expected:.2} of the partitions\nworkers: {:?}\ngroup: {group:?}",
+            w.worker_id,
+            o.workers
+        );
+    }
+    eprintln!(
+        "kstreams: at 3 instances, throughput shares {} for partition shares {:?}",
+        shares.join(" / "),
+        o.workers
+            .iter()
+            .map(|w| owned.get(&w.worker_id).copied().unwrap_or(0))
+            .collect::<Vec<_>>()
+    );
     let down = rescale(&g, 2, Duration::from_secs(120)).await;
     let o = ready_at(&c, 2, Duration::from_secs(60), &app).await;
     assert!(

@@ -51,6 +51,8 @@ pub struct GroupMember {
     pub client_id: String,
     /// The member's host as the broker saw it.
     pub client_host: String,
+    /// A static member's `group.instance.id`; `None` for a dynamic member.
+    pub instance_id: Option<String>,
     /// Assigned partitions, by topic.
     pub partitions: BTreeMap<String, Vec<i32>>,
 }
@@ -155,6 +157,7 @@ impl ConsumerGroup {
             members.push(GroupMember {
                 client_id: m.client_id.to_string(),
                 client_host: m.client_host.to_string(),
+                instance_id: m.group_instance_id.map(|i| i.to_string()),
                 partitions: decode_assignment(&m.member_assignment)
                     .map_err(|d| malformed(&endpoint, &d))?,
             });

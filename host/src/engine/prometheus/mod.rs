@@ -546,9 +546,9 @@ impl Collector for PrometheusCollector {
         let instances = InstanceView::processing(&v);
         let mut workers = self.workers(&v);
         let thr: Option<f64> = if self.group.is_some() {
-            // The committed offsets count input records; `process-rate` counts every record
-            // every task processes (the word count's second sub-topology's too), over a window. It only
-            // apportions.
+            // The committed offsets are the exact total, in input records; the instances'
+            // own rates (the preset: input records their consumers took, over 10 s) only
+            // apportion it.
             let shares: Vec<Option<f64>> = workers
                 .iter()
                 .map(|w| w.throughput_records_per_sec)

@@ -96,8 +96,11 @@ impl Queries {
     /// other bean keys as labels.
     ///
     /// - `cpu`: `rate(process_cpu_seconds_total[10s])`, the JVM's CPU in cores;
-    /// - `throughput`: the stream threads' `process-rate`; `>= 0` drops NaN samples (a meter
-    ///   with no events yet), so a series without data is missing rather than NaN;
+    /// - `throughput`: the records each instance's consumers took from the input topic, per
+    ///   second: the rate of the per-topic `records-consumed-total` counter over 10 s (the
+    ///   JMX exporter drops the `_total`; either name matches), in input records (the stream threads' `process-rate` counts every record every task
+    ///   processes, a repartitioned one again, over a longer window). An instance that runs a
+    ///   stream thread but has no such series has consumed no input and reads 0;
     /// - `threads`: `alive-stream-threads`;
     /// - `assigned`: a consumer reports a per-partition lag only for the partitions it owns, so
     ///   counting those series per instance, for the input topic only (the app's repartition
@@ -107,7 +110,7 @@ impl Queries {
     pub fn kafka_streams() -> Self {
         Queries {
             cpu: "rate(process_cpu_seconds_total{job=\"{job}\"}[10s])".into(),
-            throughput: "sum by (instance) (kafka_streams_stream_thread_metrics_process_rate{job=\"{job}\"} >= 0)".into(),
+            throughput: "sum by (instance) (rate({__name__=~\"kafka_consumer_consumer_fetch_manager_metrics_records_consumed(_total)?\",job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"}[10s])) or 0 * sum by (instance) (kafka_streams_stream_metrics_alive_stream_threads{job=\"{job}\"})".into(),
             threads: "sum by (instance) (kafka_streams_stream_metrics_alive_stream_threads{job=\"{job}\"})".into(),
             assigned: "count by (instance) (kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"})".into(),
             lag: "sum(kafka_consumer_consumer_fetch_manager_metrics_records_lag{job=\"{job}\",topic=\"{topic}\",client_id!~\".*restore-consumer\"} >= 0)".into(),
