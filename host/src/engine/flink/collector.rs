@@ -237,11 +237,12 @@ impl FlinkRestCollector {
                         (0, n) | (n, 0) => n,
                         (slots, cores) => slots.min(cores),
                     };
-                    let cpu = time
-                        .zip(then)
-                        .and_then(|(now_ns, then)| cpu_share(then, (now_ms, now_ns), usable));
-                    if let Some(t) = time {
-                        seen.insert(tm.id.clone(), (now_ms, t));
+                    let (cpu, baseline) = match time {
+                        Some(now_ns) => cpu_sample(then, (now_ms, now_ns), usable),
+                        None => (None, None),
+                    };
+                    if let Some(b) = baseline {
+                        seen.insert(tm.id.clone(), b);
                     }
                     let mine: Vec<u32> = placement
                         .subtasks
@@ -264,6 +265,25 @@ impl FlinkRestCollector {
                 Ok(out)
             }
         }
+    }
+}
+
+/// A TaskManager's CPU since its previous `(ms, JVM CPU time ns)` sample, and the sample the
+/// next collection measures from. The REST API answers metrics from a cache that Flink's
+/// metric fetcher refreshes (`metrics.fetcher.update-interval`, 10 s by default), so two
+/// collections can read the same snapshot: a running JVM's CPU time never stands still, so an
+/// unchanged one is that cache, unknown rather than an idle TaskManager, and the earlier sample
+/// stays the baseline (the next fresh value then spans the whole interval instead of counting
+/// it twice).
+fn cpu_sample(
+    then: Option<(u64, f64)>,
+    now: (u64, f64),
+    cores: u32,
+) -> (Option<f64>, Option<(u64, f64)>) {
+    match then {
+        Some(then) if then.1 == now.1 => (None, Some(then)),
+        Some(then) => (cpu_share(then, now, cores), Some(now)),
+        None => (None, Some(now)),
     }
 }
 
@@ -548,6 +568,27 @@ mod tests {
             cpu_share((1000, 0.0), (3000, 1e9), 0),
             None,
             "no cores known"
+        );
+    }
+
+    #[test]
+    fn a_cached_cpu_time_is_unknown_and_keeps_the_earlier_baseline() {
+        // First sample: nothing to measure from yet.
+        assert_eq!(cpu_sample(None, (1000, 1e9), 1), (None, Some((1000, 1e9))));
+        // The same CPU time 2 s later: the REST API's cached snapshot, not an idle JVM.
+        assert_eq!(
+            cpu_sample(Some((1000, 1e9)), (3000, 1e9), 1),
+            (None, Some((1000, 1e9)))
+        );
+        // The fresh value spans both intervals: 2 s of CPU over 4 s is 0.5, not 1.0.
+        assert_eq!(
+            cpu_sample(Some((1000, 1e9)), (5000, 3e9), 1),
+            (Some(0.5), Some((5000, 3e9)))
+        );
+        // A restart (the time went back) is unknown and measures from the new value.
+        assert_eq!(
+            cpu_sample(Some((1000, 9e9)), (3000, 1e9), 1),
+            (None, Some((3000, 1e9)))
         );
     }
 
