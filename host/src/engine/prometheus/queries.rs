@@ -98,9 +98,10 @@ impl Queries {
     /// - `cpu`: `rate(process_cpu_seconds_total[10s])`, the JVM's CPU in cores;
     /// - `throughput`: the records each instance's consumers took from the input topic, per
     ///   second: the rate of the per-topic `records-consumed-total` counter over 10 s (the
-    ///   JMX exporter drops the `_total`; either name matches), in input records (the stream threads' `process-rate` counts every record every task
-    ///   processes, a repartitioned one again, over a longer window). An instance that runs a
-    ///   stream thread but has no such series has consumed no input and reads 0;
+    ///   JMX exporter drops the `_total`; either name matches), in input records. (The stream
+    ///   threads' `process-rate` counts every record every task processes, a repartitioned one
+    ///   again, over a longer window.) An instance that runs a stream thread but has no such
+    ///   series has consumed no input and reads 0;
     /// - `threads`: `alive-stream-threads`;
     /// - `assigned`: a consumer reports a per-partition lag only for the partitions it owns, so
     ///   counting those series per instance, for the input topic only (the app's repartition
