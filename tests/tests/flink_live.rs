@@ -66,8 +66,9 @@ fn start_load(job: &WordCountJob, rates: Vec<u64>) -> tokio::task::JoinHandle<Lo
     })
 }
 
-/// Collects until the job is ready twice in a row (rates need two samples) with its lag
-/// reported, or panics. Only call it with load running: an idle source reports no lag.
+/// Collects until the job is ready twice in a row (rates need two samples) with its lag and
+/// consumption reported, or panics. Only call it with load running: an idle source reports no
+/// lag.
 async fn ready(c: &FlinkRestCollector, within: Duration) -> Observation {
     ready_for(c, within, true).await
 }
@@ -84,9 +85,14 @@ async fn ready_for(c: &FlinkRestCollector, within: Duration, lag: bool) -> Obser
         if let Ok(Collected::Ready(_)) = c.collect(now_ms()).await {
             tokio::time::sleep(Duration::from_secs(2)).await;
             match c.collect(now_ms()).await {
-                // Rates need two samples; the lag needs the source reader's positions.
+                // Rates need two samples; the lag and the consumption need the source
+                // readers' positions, fresh ones for the consumption (not the cached snapshot
+                // the previous collection read).
                 Ok(Collected::Ready(o))
-                    if o.input_records_per_sec.is_some() && (!lag || o.lag_records.is_some()) =>
+                    if o.input_records_per_sec.is_some()
+                        && (!lag
+                            || (o.lag_records.is_some()
+                                && o.throughput_records_per_sec.is_some())) =>
                 {
                     return o;
                 }
@@ -213,6 +219,25 @@ async fn collector_and_actuator_on_a_live_job() {
             .any(|w| w.throughput_records_per_sec.is_some_and(|t| t > 0.0)),
         "{:?}",
         o.workers
+    );
+
+    // Collections faster than Flink's metric fetcher (2 s here) read the same cached reader
+    // positions: the consumption is then unknown, never a job that consumed nothing with 300
+    // records/s arriving, and the next fresh positions count over the whole interval, never
+    // several intervals' records over the last one.
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        if let Ok(Collected::Ready(o)) = c.collect(now_ms()).await {
+            seen.push(o.throughput_records_per_sec);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("throughput collected every 300 ms: {seen:?}");
+    assert!(seen.len() >= 5, "{seen:?}");
+    assert!(seen.iter().any(Option::is_some), "{seen:?}");
+    assert!(
+        seen.iter().flatten().all(|t| (1.0..=900.0).contains(t)),
+        "{seen:?}"
     );
 
     // Collector latency per tick (printed for the closing note; not asserted: shared machine).

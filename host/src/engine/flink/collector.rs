@@ -12,7 +12,11 @@
 //!   samples; the lag as the sum over partitions of end offset minus the source reader's
 //!   position (`KafkaSourceReader.topic.T.partition.N.currentOffset`); the consumption rate from
 //!   the positions between samples of the same job run. These are fresh numbers, where the
-//!   `*PerSecond` meters average over 60 s. The connector's `pendingRecords` gauge is the
+//!   `*PerSecond` meters average over 60 s, up to the REST API's metric cache: positions that
+//!   all stand still while records wait are that cache (or a stall), so the consumption is
+//!   unknown for that collection and the next fresh positions are measured from the earlier
+//!   ones (a stall reads 0 once the positions stood still for a minute). Without every
+//!   partition's position, the throughput is the sources' `numRecordsOutPerSecond`. The connector's `pendingRecords` gauge is the
 //!   fallback for the lag: it is measured from the fetch position, so it under-reports and
 //!   jumps under load.
 //! - Workers: [`WorkerSource::Subtasks`] (default) makes every subtask of one vertex a worker
@@ -73,8 +77,16 @@ pub struct FlinkRestCollector {
 struct Sample {
     at_ms: u64,
     ends: Option<BTreeMap<i32, i64>>,
-    /// `(job id, reader position per partition)` when every partition had one.
-    positions: Option<(String, BTreeMap<i32, i64>)>,
+    /// The reader positions consumption is measured from, when every partition had one.
+    positions: Option<Positions>,
+}
+
+/// The source readers' positions of one job run, and when they were read.
+#[derive(Debug, Clone, PartialEq)]
+struct Positions {
+    at_ms: u64,
+    jid: String,
+    by_partition: BTreeMap<i32, i64>,
 }
 
 /// What the source vertices say about their input.
@@ -459,15 +471,23 @@ impl Collector for FlinkRestCollector {
             ),
             None => (sources.pending, None),
         };
-        let consumed = match (&previous, &read) {
-            (Some(prev), Some(now)) => match (&prev.positions, dt_s(prev)) {
-                (Some((jid, then)), Some(dt)) => consumption(jid, then, &job.jid, now, dt),
-                _ => None,
-            },
-            _ => None,
+        let (consumed, baseline) = match read {
+            Some(by_partition) => {
+                let now = Positions {
+                    at_ms: now_ms,
+                    jid: job.jid.clone(),
+                    by_partition,
+                };
+                let then = previous.as_ref().and_then(|p| p.positions.as_ref());
+                let behind = lag.is_some_and(|l| l > 0.0);
+                let (consumed, baseline) = consumption_sample(then, now, behind);
+                (consumed, Some(baseline))
+            }
+            // Without every partition's position, the sources' output meter (a 60 s average).
+            None => (sources.out_rate, None),
         };
         if let Some(s) = self.last.lock().expect("no panics while held").as_mut() {
-            s.positions = read.map(|r| (job.jid.clone(), r));
+            s.positions = baseline;
         }
         // The configured vertex, else the busiest non-source vertex that processes records,
         // carries the per-worker model (a transactional sink can read busy while idle).
@@ -499,7 +519,7 @@ impl Collector for FlinkRestCollector {
             at_ms: now_ms,
             parallelism: parallelism.unwrap_or(1),
             input_records_per_sec: input_rate,
-            throughput_records_per_sec: consumed.or(sources.out_rate),
+            throughput_records_per_sec: consumed,
             lag_records: lag,
             workers,
             operators,
@@ -507,8 +527,44 @@ impl Collector for FlinkRestCollector {
     }
 }
 
-/// The partition of a reader-position metric of `topic`:
-/// `...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`.
+/// How long unchanged reader positions may be the REST API's cached snapshot: far longer than
+/// any `metrics.fetcher.update-interval` a job would run with (Flink's default is 10 s).
+const MAX_SNAPSHOT_AGE_MS: u64 = 60_000;
+
+/// The consumption rate since the `then` positions, and the positions the next collection
+/// measures from. The REST API answers metrics from a cache its metric fetcher refreshes
+/// (`metrics.fetcher.update-interval`), so two collections can read the same positions. With
+/// records left to read (`behind`), positions that all stand still are that cache or a
+/// stalled job: the rate is unknown (a policy skips it; the lag, from fresh end offsets, still
+/// grows), and the earlier positions stay the baseline, so the next fresh positions are
+/// counted over the whole interval instead of twice over the last one. A baseline older than
+/// [`MAX_SNAPSHOT_AGE_MS`] is a stall, measured as such, and replaced. A caught-up job whose
+/// positions stand still consumed nothing.
+fn consumption_sample(
+    then: Option<&Positions>,
+    now: Positions,
+    behind: bool,
+) -> (Option<f64>, Positions) {
+    let Some(then) = then.filter(|t| t.jid == now.jid && t.at_ms < now.at_ms) else {
+        return (None, now);
+    };
+    let still = then.by_partition == now.by_partition;
+    if still && behind && now.at_ms - then.at_ms <= MAX_SNAPSHOT_AGE_MS {
+        return (None, then.clone());
+    }
+    let dt = (now.at_ms - then.at_ms) as f64 / 1000.0;
+    (
+        consumption(
+            &then.jid,
+            &then.by_partition,
+            &now.jid,
+            &now.by_partition,
+            dt,
+        ),
+        now,
+    )
+}
+
 /// Records per second the job's readers moved over `dt` seconds, over the partitions both
 /// snapshots hold (a partition added to the topic in between is left out of this interval,
 /// not counted from offset 0); `None` across a job restart (another job id) or when a
@@ -526,6 +582,8 @@ fn consumption(
         .map(|n| n as f64 / dt)
 }
 
+/// The partition of a reader-position metric of `topic`:
+/// `...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`.
 fn partition_of(name: &str, topic: &str) -> Option<i32> {
     let rest = name.strip_suffix(".currentOffset")?;
     let (head, p) = rest.rsplit_once(".partition.")?;
@@ -602,6 +660,50 @@ mod tests {
         assert_eq!(consumption("old", &then, "j", &now, 2.0), None);
         let reset = m(&[(0, 10), (1, 2600)]);
         assert_eq!(consumption("j", &then, "j", &reset, 2.0), None);
+    }
+
+    #[test]
+    fn unchanged_positions_behind_are_a_cached_snapshot_and_keep_the_earlier_baseline() {
+        let at = |at_ms: u64, jid: &str, v: &[(i32, i64)]| Positions {
+            at_ms,
+            jid: jid.into(),
+            by_partition: v.iter().copied().collect(),
+        };
+        let first = at(1000, "j", &[(0, 1000), (1, 2000)]);
+        assert_eq!(
+            consumption_sample(None, first.clone(), true),
+            (None, first.clone())
+        );
+        // 2 s later, the same positions with records waiting: the cache (or a stall).
+        let cached = at(3000, "j", &[(0, 1000), (1, 2000)]);
+        assert_eq!(
+            consumption_sample(Some(&first), cached, true),
+            (None, first.clone())
+        );
+        // The fresh positions span both intervals: 2000 records over 4 s, not over 2 s.
+        let fresh = at(5000, "j", &[(0, 2000), (1, 3000)]);
+        assert_eq!(
+            consumption_sample(Some(&first), fresh.clone(), true),
+            (Some(500.0), fresh)
+        );
+        // Caught up and standing still: nothing consumed.
+        let idle = at(3000, "j", &[(0, 1000), (1, 2000)]);
+        assert_eq!(
+            consumption_sample(Some(&first), idle.clone(), false),
+            (Some(0.0), idle)
+        );
+        // Still for longer than any snapshot lives: a stall, measured from now on.
+        let stalled = at(62_000, "j", &[(0, 1000), (1, 2000)]);
+        assert_eq!(
+            consumption_sample(Some(&first), stalled.clone(), true),
+            (Some(0.0), stalled)
+        );
+        // Another job run: nothing to measure from.
+        let restarted = at(3000, "k", &[(0, 10), (1, 20)]);
+        assert_eq!(
+            consumption_sample(Some(&first), restarted.clone(), true),
+            (None, restarted)
+        );
     }
 
     #[test]
