@@ -81,22 +81,29 @@ async fn ready_idle(c: &FlinkRestCollector, within: Duration) -> Observation {
 async fn ready_for(c: &FlinkRestCollector, within: Duration, lag: bool) -> Observation {
     let clock = Stopwatch::start();
     let mut last = String::new();
+    // Collected every second, not in pairs: Flink's metric fetcher (2 s here) refreshes its
+    // cache when a request finds it old, after answering it, so pairs of collections 2 s apart
+    // could lock onto one snapshot each and never see the positions move.
+    let mut was_ready = false;
     while clock.elapsed() < within {
-        if let Ok(Collected::Ready(_)) = c.collect(now_ms()).await {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            match c.collect(now_ms()).await {
-                // Rates need two samples; the lag and the consumption need the source
-                // readers' positions, fresh ones for the consumption (not the cached snapshot
-                // the previous collection read).
-                Ok(Collected::Ready(o))
-                    if o.input_records_per_sec.is_some()
-                        && (!lag
-                            || (o.lag_records.is_some()
-                                && o.throughput_records_per_sec.is_some())) =>
-                {
-                    return o;
-                }
-                other => last = format!("{other:?}"),
+        match c.collect(now_ms()).await {
+            // Rates need two samples; the lag and the consumption need the source readers'
+            // positions, fresh ones for the consumption (not a cached snapshot read before).
+            Ok(Collected::Ready(o))
+                if was_ready
+                    && o.input_records_per_sec.is_some()
+                    && (!lag
+                        || (o.lag_records.is_some() && o.throughput_records_per_sec.is_some())) =>
+            {
+                return o;
+            }
+            Ok(Collected::Ready(o)) => {
+                was_ready = true;
+                last = format!("{o:?}");
+            }
+            other => {
+                was_ready = false;
+                last = format!("{other:?}");
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
