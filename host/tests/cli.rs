@@ -464,6 +464,24 @@ fn policy_test_passes_ours_scores_it_and_fails_a_bad_one() {
         out.contains("pass bounds") && out.contains("oracle"),
         "{out}"
     );
+    assert!(!err.contains("scoring without"), "{err}");
+    // Outside the checkout (a scaffolded project) the baselines are not found: the score says so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, out, err) = daedalus(&[
+        "policy",
+        "test",
+        ds2.to_str().unwrap(),
+        "--trace",
+        "step:low=20000,high=200000,at=300,duration=600",
+        "--policies-dir",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("note: scoring without daedalus, hpa, static12"),
+        "{err}"
+    );
+    assert!(out.contains("oracle") && !out.contains("hpa"), "{out}");
     let hostile = artifact("testing/hostile.wasm");
     let (code, out, _) = daedalus(&[
         "policy",

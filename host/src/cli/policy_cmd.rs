@@ -256,11 +256,27 @@ fn test(
             .collect();
         let name = policy.info().name.clone();
         let mut specs = vec![compare::PolicySpec::new(&name, file.to_path_buf(), &pairs)];
-        specs.extend(
-            compare::default_specs(policies_dir)
-                .into_iter()
-                .filter(|s| s.path.exists() && s.name != name),
-        );
+        let (found, missing): (Vec<_>, Vec<_>) = compare::default_specs(policies_dir)
+            .into_iter()
+            .filter(|s| s.name != name)
+            .partition(|s| s.path.exists());
+        if !missing.is_empty() {
+            let files: Vec<_> = missing
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect();
+            eprintln!(
+                "note: scoring without {} (not found: {}); give --policies-dir the autoscaler \
+                 checkout's target/policies (after `cargo xtask build-policies`)",
+                missing
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                files.join(", ")
+            );
+        }
+        specs.extend(found);
         let prof = profile::JobProfile::default_for(profile::Engine::Flink);
         let scored = compare::simulate_all(
             engine,

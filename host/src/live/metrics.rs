@@ -40,7 +40,8 @@ pub struct Metrics {
     pub decisions: Family<JobKind, Counter>,
     /// Rescales applied.
     pub rescales: Family<JobLabel, Counter>,
-    /// Errors by source (`policy`, `engine`, `actuator`, `store`).
+    /// Errors by source (`policy`, `engine`, `actuator`, `store`; `cycle`: a panic in the host's own
+    /// cycle, caught).
     pub errors: Family<JobKind, Counter>,
     /// Policy swaps and rollbacks by kind.
     pub policy_events: Family<JobKind, Counter>,
