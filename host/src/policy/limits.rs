@@ -12,7 +12,8 @@ pub struct PolicyLimits {
     pub fuel: u64,
     /// Wall-clock backstop per call, milliseconds (epoch interruption). Default 2000.
     pub deadline_ms: u64,
-    /// Linear memory cap per instance, MiB. Default 128.
+    /// Linear memory cap per call, MiB, over all of the component's memories together (at most
+    /// 64 memories). Default 128.
     pub memory_mib: u64,
     /// Largest state blob a policy may return, bytes. Default 1 MiB.
     pub max_state_bytes: usize,

@@ -42,10 +42,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            limiter: MemoryLimiter {
-                max_bytes: limits.memory_bytes(),
-                hit: false,
-            },
+            limiter: MemoryLimiter::new(limits.memory_bytes()),
             policy: policy.to_string(),
             log_lines: 0,
             max_log_lines: limits.max_log_lines,
@@ -70,24 +67,48 @@ impl WasiView for HostState {
     }
 }
 
-/// Caps linear memory and remembers whether the cap was hit, so the trap that follows
-/// (usually the guest's allocation-failure abort) is reported as a memory-limit trap.
+/// Most linear memories one call may create. A Rust or JS policy has one or two; each one
+/// reserves address space, so thousands of empty ones are refused too.
+const MAX_MEMORIES: usize = 64;
+
+/// Caps the linear memory of one call, all of its memories together (a component can hold
+/// several core instances, and a core module several memories), and remembers whether the cap
+/// was hit, so the trap that follows (usually the guest's allocation-failure abort) is reported
+/// as a memory-limit trap.
 pub(crate) struct MemoryLimiter {
     max_bytes: usize,
+    /// Bytes granted so far, over every memory of the call.
+    granted_bytes: usize,
     pub(crate) hit: bool,
+}
+
+impl MemoryLimiter {
+    /// A limiter granting at most `max_bytes` in all.
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        MemoryLimiter {
+            max_bytes,
+            granted_bytes: 0,
+            hit: false,
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        // A new memory arrives with `current` 0; a growth adds its difference.
+        let total = self
+            .granted_bytes
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_bytes {
             self.hit = true;
             return Ok(false);
         }
+        self.granted_bytes = total;
         Ok(true)
     }
 
@@ -99,6 +120,14 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         // Tables hold function references; 100k entries is far beyond any policy.
         Ok(desired <= 100_000)
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -160,3 +189,73 @@ macro_rules! policy_imports {
 
 policy_imports!(super::bindings);
 policy_imports!(super::bindings::v0_1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::{Engine, Store};
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_cap_counts_every_memory_of_the_call() {
+        let mut limiter = MemoryLimiter::new(4 * MIB);
+        assert!(limiter.memory_growing(0, 3 * MIB, None).unwrap());
+        assert!(limiter.memory_growing(3 * MIB, 4 * MIB, None).unwrap());
+        // A second memory within the cap on its own, but not beside the first.
+        assert!(!limiter.memory_growing(0, MIB, None).unwrap());
+        assert!(limiter.hit);
+    }
+
+    /// Instantiates `wat` (a component in text form) in a sandboxed store capped at `cap` bytes.
+    fn instantiate(wat: &str, cap: usize) -> (wasmtime::Result<()>, bool) {
+        let engine = Engine::default();
+        let component = Component::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let limits = PolicyLimits {
+            memory_mib: (cap / MIB) as u64,
+            ..PolicyLimits::default()
+        };
+        let mut store = Store::new(&engine, HostState::sandboxed("t", &limits));
+        store.limiter(|s| &mut s.limiter);
+        let result = Linker::new(&engine)
+            .instantiate(&mut store, &component)
+            .map(|_| ());
+        (result, store.data().limiter.hit)
+    }
+
+    /// 40 pages of 64 KiB: 2.5 MiB per memory.
+    const TWO_MEMORIES: &str = r#"(component
+        (core module $m (memory 40) (memory 40))
+        (core instance (instantiate $m)))"#;
+    const TWO_INSTANCES: &str = r#"(component
+        (core module $m (memory 40))
+        (core instance (instantiate $m))
+        (core instance (instantiate $m)))"#;
+
+    #[test]
+    fn several_memories_or_instances_share_one_cap() {
+        for wat in [TWO_MEMORIES, TWO_INSTANCES] {
+            let (result, hit) = instantiate(wat, 4 * MIB);
+            assert!(
+                result.is_err() && hit,
+                "5 MiB in all passed a 4 MiB cap: {wat}"
+            );
+            let (result, hit) = instantiate(wat, 8 * MIB);
+            assert!(result.is_ok() && !hit, "{result:?}: {wat}");
+        }
+    }
+
+    #[test]
+    fn more_memories_than_the_limit_are_refused() {
+        let memories = "(memory 0) ".repeat(MAX_MEMORIES + 1);
+        let wat =
+            format!("(component (core module $m {memories}) (core instance (instantiate $m)))");
+        let (result, _) = instantiate(&wat, 128 * MIB);
+        assert!(result.is_err());
+        let memories = "(memory 0) ".repeat(MAX_MEMORIES);
+        let wat =
+            format!("(component (core module $m {memories}) (core instance (instantiate $m)))");
+        assert!(instantiate(&wat, 128 * MIB).0.is_ok());
+    }
+}
