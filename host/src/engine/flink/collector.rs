@@ -10,7 +10,8 @@
 //!   records; its numbers are reported unknown, never as a saturated task.
 //! - Input (with an [`InputTopic`]): the arrival rate from the topic's end offsets between
 //!   samples; the lag as the sum over partitions of end offset minus the source reader's
-//!   position (`KafkaSourceReader.topic.T.partition.N.currentOffset`); the consumption rate from
+//!   position (one past `KafkaSourceReader.topic.T.partition.N.currentOffset`, the offset of
+//!   the last record it read); the consumption rate from
 //!   the positions between samples of the same job run. These are fresh numbers, where the
 //!   `*PerSecond` meters average over 60 s, up to the REST API's metric cache: positions that
 //!   all stand still while records wait are that cache (or a stall), so the consumption is
@@ -178,11 +179,11 @@ impl FlinkRestCollector {
             );
             for (name, p) in partitions {
                 // Each partition is read by one subtask; the others do not report it.
-                if let Some(pos) = metric(&m, name).and_then(|x| x.max)
-                    && pos.is_finite()
-                    && pos >= 0.0
+                if let Some(next) = metric(&m, name)
+                    .and_then(|x| x.max)
+                    .and_then(next_offset)
                 {
-                    view.positions.insert(p, pos as i64);
+                    view.positions.insert(p, next);
                 }
             }
         }
@@ -563,6 +564,15 @@ fn consumption(then: &BTreeMap<i32, i64>, now: &BTreeMap<i32, i64>, dt: f64) -> 
     crate::engine::kafka::advanced(then, now).map(|n| n as f64 / dt)
 }
 
+/// The reader's position from its `currentOffset` gauge: the offset of the last record it
+/// read, so the next one to read is one past it (a caught-up reader's position is the end
+/// offset, and its lag 0). `None` before the first record (the gauge's initial -1) and for
+/// nonsense.
+fn next_offset(current: f64) -> Option<i64> {
+    (current.is_finite() && current >= 0.0 && current < i64::MAX as f64)
+        .then(|| current as i64 + 1)
+}
+
 /// The partition of a reader-position metric of `topic`:
 /// `...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset`.
 fn partition_of(name: &str, topic: &str) -> Option<i32> {
@@ -575,6 +585,16 @@ fn partition_of(name: &str, topic: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_position_is_one_past_its_last_record() {
+        // Caught up on a partition whose end offset is 100: the last record read is 99.
+        assert_eq!(next_offset(99.0), Some(100));
+        assert_eq!(next_offset(0.0), Some(1));
+        for nonsense in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(next_offset(nonsense), None, "{nonsense}");
+        }
+    }
 
     #[test]
     fn fully_busy_on_no_records_is_unset_meters() {
