@@ -429,6 +429,20 @@ async fn lag_rises_when_the_job_falls_behind_and_drains_after() {
     );
     let report = load.await.unwrap();
     wait_count(&job.output, report.sent, Duration::from_secs(60)).await;
+    // Every record processed: the lag is exactly 0 (it read one per partition when the
+    // reader's `currentOffset`, its last record, was taken for the next one to read).
+    let clock = Stopwatch::start();
+    let mut last = None;
+    while last != Some(0.0) {
+        assert!(
+            clock.elapsed() < Duration::from_secs(30),
+            "caught up, the lag should be 0: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(Collected::Ready(o)) = c.collect(now_ms()).await {
+            last = o.lag_records;
+        }
+    }
 }
 
 /// The savepoint actuator for `job` through `rest`, resubmitting the word count as submitted.
@@ -555,6 +569,74 @@ async fn a_refused_resubmit_is_retried_from_the_same_savepoint_once_even_after_a
     assert_eq!(runs[0]["savepointPath"], runs[1]["savepointPath"]);
     assert!(runs[1]["savepointPath"].is_string(), "{runs:?}");
     assert_eq!(runs[1]["parallelism"], 2);
+    // Every run of one resubmit carries the same job id, so Flink would refuse a second copy.
+    assert_eq!(runs[0]["jobId"], runs[1]["jobId"]);
+    assert_eq!(runs[1]["jobId"], new_id.as_str(), "{runs:?}");
+    assert_eq!(a.apply(&two).await.unwrap(), ApplyOutcome::AlreadyAtTarget);
+    let report = load.await.unwrap();
+    wait_count(&job.output, report.sent, Duration::from_secs(90)).await;
+    tokio::task::spawn_blocking(move || services::sh("flink-job.sh", &["cancel", &new_id]))
+        .await
+        .unwrap();
+}
+
+/// The answer to the stop is lost: a proxy forwards `POST /jobs/{id}/stop` to Flink, which
+/// stops the job with a savepoint, and answers 504. The actuator reports the rescale as begun
+/// rather than refused (the job may be stopping), and `recover` (what the loop calls on every
+/// tick the job is not ready, also past the rescale timeout) finds the stop-with-savepoint in
+/// Flink's checkpoint statistics and resubmits from it, once. Before the fix the job stayed
+/// stopped for good. The proxy stands in for a network or gateway failure, which a real Flink
+/// cannot be made to show on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_whose_answer_is_lost_is_resubmitted_from_its_savepoint() {
+    services::up(&["kafka", "flink"]);
+    let _guard = services::exclusive().await;
+    let job = tokio::task::spawn_blocking(|| WordCountJob::submit("live-lost-stop", 1, 1000))
+        .await
+        .unwrap();
+    let load = start_load(&job, vec![300; 60]);
+    let _ = ready(&collector(&job), Duration::from_secs(90)).await;
+    let proxy = serve(Reply::Proxy(Proxy {
+        upstream: FLINK.into(),
+        faults: vec![
+            Fault::new("POST", "/stop", 504, r#"{"errors":["injected: lost"]}"#, 1)
+                .after_forwarding(),
+        ],
+    }))
+    .await;
+    let a = savepoint_actuator(FlinkRest::new(&proxy.url, TIMEOUT).unwrap(), &job);
+    let two = Target::job(2);
+    let detail = match a.apply(&two).await.unwrap() {
+        ApplyOutcome::Applied(d) => d,
+        other => panic!("a stop that may have happened is not a refusal: {other:?}"),
+    };
+    assert!(detail.contains("once it has stopped"), "{detail}");
+    let clock = Stopwatch::start();
+    let new_id = loop {
+        let why = a.recover().await;
+        let jobs = rest().jobs().await.unwrap();
+        if let Some(j) = jobs
+            .iter()
+            .find(|j| j.name == job.name && j.state == "RUNNING" && j.jid != job.id)
+        {
+            break j.jid.clone();
+        }
+        assert!(
+            clock.elapsed() < Duration::from_secs(90),
+            "not resubmitted: {why:?}; {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    wait_done(&a, &two, Duration::from_secs(90)).await;
+    let runs: Vec<serde_json::Value> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/run"))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "one resubmit: {runs:?}");
+    assert_eq!(runs[0]["parallelism"], 2);
+    assert_eq!(runs[0]["jobId"], new_id.as_str(), "{runs:?}");
     assert_eq!(a.apply(&two).await.unwrap(), ApplyOutcome::AlreadyAtTarget);
     let report = load.await.unwrap();
     wait_count(&job.output, report.sent, Duration::from_secs(90)).await;

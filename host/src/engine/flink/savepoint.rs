@@ -12,8 +12,16 @@
 //! `progress`, which resubmits from that savepoint on every poll until a run is accepted;
 //! past the loop's rescale timeout, `recover` goes on doing so on every tick the job is not
 //! ready (the error log names the savepoint for a manual resubmit). Before each retry it
-//! checks that no newer job of that name exists, so a run whose answer was lost is not
-//! submitted twice. A host restarted between the savepoint and
+//! checks that no newer job of that name exists, and every run of one resubmit carries the
+//! same job id (derived from the stopped job, the savepoint and the parallelism), so a run
+//! whose answer was lost or is still in flight is not run twice: Flink refuses the duplicate.
+//!
+//! A stop whose outcome is not seen (its answer times out or fails with a server error, or
+//! the savepoint is not complete within the rescale timeout) may still stop the job. The
+//! actuator reports the rescale as applied and remembers the stop; once the job has stopped
+//! with a kept stop-with-savepoint, `progress`, or past the timeout `recover`, resubmits it
+//! from there. A job still running a minute later with no stop-with-savepoint in progress
+//! did not stop, and the stop is forgotten. A host restarted between the savepoint and
 //! the resubmit has lost that path: while the rescale is pending, `progress` finds the stopped
 //! job's stop-with-savepoint (`SYNC_SAVEPOINT`) in Flink's checkpoint statistics and resumes
 //! from it.
@@ -51,6 +59,32 @@ pub struct SavepointRescaleActuator {
     /// The last job this actuator stopped and resubmitted (its successor may not be listed
     /// yet right after the run, and must not be mistaken for a stranded job).
     resubmitted_from: Mutex<Option<String>>,
+    /// A stop this actuator asked for whose outcome it did not see (the answer, or the
+    /// savepoint's completion, timed out or failed): the job may stop with a savepoint later.
+    unconfirmed_stop: Mutex<Option<UnconfirmedStop>>,
+}
+
+/// A stop-with-savepoint that may have been triggered: the job, the parallelism to resubmit
+/// it at, and when it was asked for.
+#[derive(Debug, Clone)]
+struct UnconfirmedStop {
+    jid: String,
+    parallelism: u32,
+    asked: Stopwatch,
+}
+
+/// How long after an unconfirmed stop a running job without a stop-with-savepoint in progress
+/// is taken as not stopping (Flink's checkpoint statistics are cached for a few seconds).
+const UNCONFIRMED_STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// Why `savepoint` gave up.
+#[derive(Debug)]
+enum StopError {
+    /// Flink refused the stop: the job runs on.
+    Refused(EngineError),
+    /// The stop may have been triggered (its answer or the savepoint's completion is not
+    /// known): the job may still stop with a savepoint.
+    Unconfirmed(EngineError),
 }
 
 /// A job this actuator stopped and could not start again yet.
@@ -100,6 +134,8 @@ struct JarFile {
 struct CheckpointStats {
     #[serde(default)]
     latest: Option<LatestCheckpoints>,
+    #[serde(default)]
+    history: Vec<CheckpointEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +175,55 @@ impl SavepointRescaleActuator {
             resubmit,
             stranded: Mutex::new(None),
             resubmitted_from: Mutex::new(None),
+            unconfirmed_stop: Mutex::new(None),
         }
+    }
+
+    fn unconfirmed_stop(&self) -> Option<UnconfirmedStop> {
+        self.unconfirmed_stop.lock().expect("not poisoned").clone()
+    }
+
+    fn set_unconfirmed_stop(&self, s: Option<UnconfirmedStop>) {
+        *self.unconfirmed_stop.lock().expect("not poisoned") = s;
+    }
+
+    /// After a stop whose outcome was not seen: once the job turns out stopped with a kept
+    /// stop-with-savepoint, it is stranded (resubmitted from that savepoint). The stop is
+    /// forgotten once another job of that name runs, or once the job still runs a minute
+    /// later with no stop-with-savepoint in progress (the stop failed or never arrived), so
+    /// a later stop by someone else is not taken for this one.
+    async fn settle_unconfirmed_stop(&self) -> Result<(), EngineError> {
+        let Some(stop) = self.unconfirmed_stop() else {
+            return Ok(());
+        };
+        let job = match resolve(&self.rest, &self.job).await {
+            Ok(job) => job,
+            Err(EngineError::JobNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if job.jid != stop.jid {
+            self.set_unconfirmed_stop(None);
+            return Ok(());
+        }
+        if job.state == "FINISHED"
+            && let Some(location) = self.stop_savepoint(&job.jid).await?
+        {
+            tracing::warn!(job = %job.jid, savepoint = %location,
+                "The stop whose outcome was not seen took a savepoint; resubmitting from it.");
+            self.set_unconfirmed_stop(None);
+            self.set_stranded(Some(Stranded {
+                from_jid: stop.jid,
+                location,
+                parallelism: stop.parallelism,
+            }));
+        } else if job.state == "RUNNING"
+            && stop.asked.elapsed() > UNCONFIRMED_STOP_GRACE
+            && !self.stop_in_progress(&job.jid).await?
+        {
+            tracing::info!(job = %job.jid, "The unconfirmed stop did not happen; the job runs on.");
+            self.set_unconfirmed_stop(None);
+        }
+        Ok(())
     }
 
     fn resubmitted(&self, from_jid: &str) {
@@ -163,10 +247,18 @@ impl SavepointRescaleActuator {
     }
 
     /// Runs the job's jar from the savepoint at `location` with parallelism `p`; the new
-    /// job's id.
-    async fn run_from(&self, location: &str, p: u32) -> Result<String, EngineError> {
+    /// job's id. The id is fixed by the stopped job, the savepoint and `p`, so a second run
+    /// of the same resubmit (the first one's answer lost or late) is refused by Flink as a
+    /// duplicate instead of running the job twice.
+    async fn run_from(
+        &self,
+        from_jid: &str,
+        location: &str,
+        p: u32,
+    ) -> Result<String, EngineError> {
         let jar = self.jar_id().await?;
         let mut body = serde_json::json!({
+            "jobId": resubmit_job_id(from_jid, location, p),
             "parallelism": p,
             "programArgsList": self.resubmit.args,
             "savepointPath": location,
@@ -191,6 +283,15 @@ impl SavepointRescaleActuator {
             .and_then(|s| s.external_path))
     }
 
+    /// Whether job `jid` is taking a stop-with-savepoint now.
+    async fn stop_in_progress(&self, jid: &str) -> Result<bool, EngineError> {
+        let stats: CheckpointStats = self.rest.get(&format!("/jobs/{jid}/checkpoints")).await?;
+        Ok(stats
+            .history
+            .iter()
+            .any(|c| c.status == "IN_PROGRESS" && c.checkpoint_type == "SYNC_SAVEPOINT"))
+    }
+
     /// With a stranded job: resubmits it unless a newer job of that name exists. `None` when
     /// nothing is stranded (any more), else why the rescale is still pending.
     async fn resume_stranded(&self) -> Result<Option<String>, EngineError> {
@@ -212,7 +313,7 @@ impl SavepointRescaleActuator {
             Ok(_) | Err(EngineError::JobNotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        match self.run_from(&s.location, s.parallelism).await {
+        match self.run_from(&s.from_jid, &s.location, s.parallelism).await {
             Ok(jid) => {
                 tracing::info!(from = %s.from_jid, job = %jid, savepoint = %s.location,
                     "Resubmitted the stopped job from its savepoint.");
@@ -263,36 +364,57 @@ impl SavepointRescaleActuator {
             .to_string())
     }
 
-    async fn savepoint(&self, jid: &str) -> Result<String, EngineError> {
+    /// Stops job `jid` with a savepoint; where the savepoint is.
+    async fn savepoint(&self, jid: &str) -> Result<String, StopError> {
         let t: Trigger = self
             .rest
             .post(
                 &format!("/jobs/{jid}/stop"),
                 &serde_json::json!({"drain": false}),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Flink refused the request itself; anything else (a timeout, a lost
+                // connection, a server error) may have triggered the stop.
+                EngineError::Status { status, .. } if (400..500).contains(&status) => {
+                    StopError::Refused(e)
+                }
+                EngineError::JobNotFound(_) => StopError::Refused(e),
+                e => StopError::Unconfirmed(e),
+            })?;
         let clock = Stopwatch::start();
         loop {
             let s: AsyncStatus = self
                 .rest
                 .get(&format!("/jobs/{jid}/savepoints/{}", t.request_id))
-                .await?;
+                .await
+                .map_err(StopError::Unconfirmed)?;
             if s.status.id == "COMPLETED" {
                 let op = s.operation.unwrap_or_default();
                 if let Some(loc) = op.get("location").and_then(|l| l.as_str()) {
                     return Ok(loc.to_string());
                 }
-                return Err(EngineError::Other(format!("savepoint failed: {op}")));
+                // The savepoint failed, and with it the stop: the job runs on.
+                return Err(StopError::Refused(EngineError::Other(format!(
+                    "savepoint failed: {op}"
+                ))));
             }
             if clock.elapsed() > self.resubmit.savepoint_timeout {
-                return Err(EngineError::Other(format!(
+                return Err(StopError::Unconfirmed(EngineError::Other(format!(
                     "savepoint of {jid} not complete after {:?}",
                     self.resubmit.savepoint_timeout
-                )));
+                ))));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// The Flink job id (32 hex digits) of the resubmit of `from_jid` from `location` at `p`.
+fn resubmit_job_id(from_jid: &str, location: &str, p: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{from_jid}\n{location}\n{p}"));
+    hex::encode(&digest[..16])
 }
 
 /// The one parallelism this path gives the whole job: the largest of the per-vertex targets.
@@ -321,8 +443,29 @@ impl Actuator for SavepointRescaleActuator {
         }
         // Fail before stopping the job when the jar cannot be found or uploaded.
         self.jar_id().await?;
-        let location = self.savepoint(&job.jid).await?;
-        match self.run_from(&location, p).await {
+        self.set_unconfirmed_stop(None);
+        let location = match self.savepoint(&job.jid).await {
+            Ok(location) => location,
+            Err(StopError::Refused(e)) => return Err(e),
+            Err(StopError::Unconfirmed(e)) => {
+                // The job may be stopping: the rescale has begun. `progress` (and past the
+                // rescale timeout, `recover`) resubmits it once it has stopped with a savepoint.
+                tracing::warn!(job = %job.jid, error = %e,
+                    "Asked to stop the job with a savepoint and did not see the outcome; \
+                     will resubmit it if it stops.");
+                self.set_unconfirmed_stop(Some(UnconfirmedStop {
+                    jid: job.jid.clone(),
+                    parallelism: p,
+                    asked: Stopwatch::start(),
+                }));
+                return Ok(ApplyOutcome::Applied(format!(
+                    "asked to stop {} with a savepoint ({e}); resubmitting at {p} once it has \
+                     stopped",
+                    job.jid
+                )));
+            }
+        };
+        match self.run_from(&job.jid, &location, p).await {
             Ok(jid) => {
                 self.resubmitted(&job.jid);
                 Ok(ApplyOutcome::Applied(format!(
@@ -348,6 +491,7 @@ impl Actuator for SavepointRescaleActuator {
     }
 
     async fn progress(&self, target: &Target) -> Result<Progress, EngineError> {
+        self.settle_unconfirmed_stop().await?;
         if let Some(why) = self.resume_stranded().await? {
             return Ok(Progress::Pending(why));
         }
@@ -391,6 +535,7 @@ impl Actuator for SavepointRescaleActuator {
     }
 
     async fn recover(&self) -> Result<Option<String>, EngineError> {
+        self.settle_unconfirmed_stop().await?;
         self.resume_stranded().await
     }
 }
