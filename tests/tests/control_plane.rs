@@ -1484,6 +1484,78 @@ async fn a_swap_before_the_first_observation_is_still_checked() {
     assert!(ok.starts_with("swapped"), "{ok}");
 }
 
+/// A swapped-in policy that fails is rolled back, and the state saved on that very tick is
+/// the restored policy's, under its digest (it was saved under the failed one's, so a host
+/// restarted right then lost it). A swapped-in policy that answers `insufficient-history`
+/// holds without failing: it is not rolled back however long it waits (it was, after
+/// `rollback_after` ticks).
+#[tokio::test]
+async fn a_rollback_saves_the_restored_state_and_waiting_for_history_is_no_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &store_in(dir.path()),
+        &[sim_job(
+            "j",
+            &policy_path("ds2"),
+            "watch_policy = false\nrollback_after = 2",
+            "",
+        )],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let store = parts.store.clone().unwrap();
+    let mut built = build_job(&cfg, &cfg.jobs[0], &parts, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    for t in 1..=3 {
+        built.job.cycle(t * 1_000).await;
+    }
+    let ds2 = built.job.shared().status().policy.digest.clone();
+    let events = |kind: &str| {
+        store
+            .policy_events("j")
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
+    };
+    let hostile = guest_path("hostile");
+    let fail_after = [("mode", "fail-after"), ("calls", "1")];
+    let ok = request_swap(&mut built, hostile.clone(), Some(&fail_after), 4_000).await;
+    assert!(ok.unwrap().starts_with("swapped"));
+    let mut t = 5_000;
+    while events("rollback") == 0 {
+        assert!(t < 10_000, "no rollback");
+        built.job.cycle(t).await;
+        t += 1_000;
+    }
+    let status = built.job.shared().status();
+    assert_eq!(status.policy.digest, ds2);
+    let (saved_under, _) = store.policy_state("j", "active").unwrap().unwrap();
+    assert_eq!(
+        saved_under, ds2,
+        "the state is saved under the policy rolled back to"
+    );
+
+    let ok = request_swap(&mut built, hostile, Some(&[("mode", "needs-history")]), t).await;
+    assert!(ok.unwrap().starts_with("swapped"));
+    for _ in 0..4 {
+        t += 1_000;
+        built.job.cycle(t).await;
+    }
+    let status = built.job.shared().status();
+    assert_eq!(status.policy.name, "hostile", "rolled back while waiting");
+    assert_eq!(events("rollback"), 1);
+    let last = status.recent_decisions.front().unwrap();
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("always wants more"),
+        "{last:?}"
+    );
+}
+
 /// A Kafka Streams job whose instances the host runs itself: the instances die with the host,
 /// so a restarted host starts as many as last ran (from the store), not the first start's
 /// size. Real processes; nothing here talks to Kafka or Prometheus before the first cycle.

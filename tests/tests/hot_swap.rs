@@ -49,6 +49,24 @@ fn a_swap_to_a_policy_that_rejects_the_state_starts_it_fresh() {
     assert_eq!(slot.active().info().name, "hpa");
 }
 
+/// The new policy rejects the state, and its fresh decision needs more history (no worker
+/// reports CPU): the swap goes ahead, and the rejected state is not handed over (it was, and
+/// the new policy then failed on it every tick until it was rolled back).
+#[test]
+fn a_rejected_state_is_dropped_even_when_the_fresh_probe_needs_more_history() {
+    let slot = slot_with_hostile();
+    let mut last = run(&slot, 2);
+    for w in &mut last.current.workers {
+        w.cpu_utilization = None;
+    }
+    let report = slot
+        .reload_file(&policy_path("hpa"), None, Some(&last))
+        .unwrap();
+    assert!(report.probe.is_none(), "{:?}", report.probe);
+    assert!(!report.state_handed_over);
+    assert_eq!(slot.active().info().name, "hpa");
+}
+
 #[test]
 fn a_bad_swap_keeps_the_old_digest_active() {
     let slot = slot_with_hostile();

@@ -169,7 +169,7 @@ pub struct JobConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShadowConfig {
-    /// Name in reports (unique within the job).
+    /// Name in reports (unique within the job; not `active`, the active policy's role).
     pub name: String,
     /// The component.
     pub policy: PathBuf,
@@ -723,6 +723,10 @@ impl RunConfig {
                 if c.name.is_empty() || !shadow_names.insert(&c.name) {
                     bail!("{at}.shadow[{k}].name: must be non-empty and unique");
                 }
+                if c.name == "active" {
+                    // Decisions are recorded by role; the active policy's role is `active`.
+                    bail!("{at}.shadow[{k}].name: `active` names the active policy's decisions");
+                }
             }
             if j.rescale_timeout_secs > 30 * 86_400 {
                 bail!(
@@ -1018,6 +1022,11 @@ trace = "constant:rate=1000,duration=60"
             "max_parallelism = 4\nshadow = [{ name = \"a\", policy = \"x.wasm\" }, { name = \"a\", policy = \"y.wasm\" }]",
         );
         assert!(err(twins).contains("shadow[1].name"));
+        let impostor = sim.replace(
+            "max_parallelism = 4",
+            "max_parallelism = 4\nshadow = [{ name = \"active\", policy = \"x.wasm\" }]",
+        );
+        assert!(err(impostor).contains("shadow[0].name: `active`"));
         let ks = r#"
 [[jobs]]
 name = "k"

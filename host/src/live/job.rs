@@ -496,7 +496,7 @@ impl JobLoop {
 
     /// Saves the active policy and params when they differ from the configured ones (so a
     /// restart resumes them), and forgets any saved override when they are the configured
-    /// ones again.
+    /// ones again. Saves the policy state under the active policy too.
     fn persist_override(&mut self, source: &str, now_ms: u64) {
         let Some(c) = self.control.as_mut() else {
             return;
@@ -510,6 +510,14 @@ impl JobLoop {
         let (Some(store), Some(c)) = (&self.store, &self.control) else {
             return;
         };
+        // The state goes with the policy now active, so a restart before its next decision
+        // still finds it.
+        let state = store.put_policy_state(
+            &self.settings.name,
+            "active",
+            active.digest(),
+            self.state.as_deref(),
+        );
         let result = if configured {
             store.clear_policy_override(&self.settings.name)
         } else {
@@ -524,8 +532,10 @@ impl JobLoop {
                 basis_params: c.basis_params.clone(),
             })
         };
-        if let Err(e) = result {
-            self.store_err("the active policy", e);
+        for (what, r) in [("the policy state", state), ("the active policy", result)] {
+            if let Err(e) = r {
+                self.store_err(what, e);
+            }
         }
     }
 
@@ -673,7 +683,18 @@ impl JobLoop {
             PlanOutcome::Held { error, .. } => Some(error.to_string()),
             PlanOutcome::Decided(_) => None,
         };
-        let policy_failed = policy_error.is_some();
+        // A policy that needs more history holds by design (the WIT's `insufficient-history`):
+        // not a failure, so neither counted as an error nor toward a rollback.
+        let needs_history = matches!(
+            &outcome,
+            PlanOutcome::Held {
+                error: crate::policy::PolicyError::Guest(
+                    crate::model::GuestError::InsufficientHistory(_)
+                ),
+                ..
+            }
+        );
+        let policy_failed = policy_error.is_some() && !needs_history;
         if policy_failed && let Some(m) = &self.metrics {
             m.errors
                 .get_or_create(&Metrics::kind(&name, "policy"))
@@ -683,7 +704,9 @@ impl JobLoop {
         self.state = decision.state.clone();
         let digest = self.policy.digest();
         let policy_name = self.policy.info().name;
-        self.track_failures(policy_failed, now_ms);
+        if !needs_history {
+            self.track_failures(policy_failed, now_ms);
+        }
 
         // Per-operator view of the current and proposed parallelism (key "" when the job
         // reports no operators).
@@ -800,7 +823,7 @@ impl JobLoop {
             explanation: explanation_json(&decision),
             error: policy_error,
         };
-        self.persist(&record, &digest);
+        self.persist(&record);
         if let Some(m) = &self.metrics {
             m.desired_parallelism
                 .get_or_create(&Metrics::job(&name))
@@ -820,13 +843,16 @@ impl JobLoop {
             })
             .collect();
         let set_by = self.control.as_ref().and_then(|c| c.set_by.clone());
+        // The policy active now (after a rollback on this tick, the one rolled back to; the
+        // record names the one that decided).
+        let active = PolicyRef {
+            name: self.policy.info().name,
+            digest: self.policy.digest(),
+        };
         self.shared.update(|s| {
             s.desired = Some(target_job);
             s.policy_set_by = set_by;
-            s.policy = PolicyRef {
-                name: policy_name,
-                digest,
-            };
+            s.policy = active;
             s.shadows = shadows;
             s.recent_decisions.push_front(record);
         });
@@ -969,10 +995,13 @@ impl JobLoop {
         out
     }
 
-    fn persist(&mut self, record: &DecisionRecord, digest: &str) {
+    /// Records the decision, the policy state (under the policy active now: after a rollback,
+    /// the one rolled back to) and the loop state.
+    fn persist(&mut self, record: &DecisionRecord) {
         let Some(store) = self.store.clone() else {
             return;
         };
+        let digest = self.policy.digest();
         self.ls.divergence = self
             .shadows
             .iter()
@@ -981,7 +1010,7 @@ impl JobLoop {
         let name = &self.settings.name;
         let r = store
             .put_decision(record)
-            .and_then(|()| store.put_policy_state(name, "active", digest, self.state.as_deref()))
+            .and_then(|()| store.put_policy_state(name, "active", &digest, self.state.as_deref()))
             .and_then(|()| store.put_loop_state(name, &self.ls));
         if let Err(e) = r {
             self.store_err("the decision", e);

@@ -234,20 +234,21 @@ impl LoadedPolicy {
     }
 
     /// Decides, and when the policy rejects the state blob (`invalid-state`) decides again
-    /// without it. Returns the decision and whether the state was accepted.
+    /// without it. Returns the outcome, and whether the state was kept: `false` once the
+    /// policy rejected it, whatever the fresh decision then answered.
     pub fn decide_with_state_fallback(
         &self,
         input: &DecisionInput,
         limits: &PolicyLimits,
-    ) -> Result<(Decision, bool), PolicyError> {
+    ) -> (Result<Decision, PolicyError>, bool) {
         match self.decide_blocking(input, limits) {
             Err(PolicyError::Guest(GuestError::InvalidState(why))) if input.state.is_some() => {
                 tracing::info!(policy = %self.info.name, reason = %why, "Policy refused the state blob; starting it fresh.");
                 let mut fresh = input.clone();
                 fresh.state = None;
-                self.decide_blocking(&fresh, limits).map(|d| (d, false))
+                (self.decide_blocking(&fresh, limits), false)
             }
-            other => other.map(|d| (d, input.state.is_some())),
+            other => (other, input.state.is_some()),
         }
     }
 }

@@ -185,11 +185,9 @@ impl PolicySlot {
         let (probe_decision, state_handed_over) = match probe {
             None => (None, false),
             Some(input) => match new.decide_with_state_fallback(input, &self.limits) {
-                Ok((d, accepted)) => (Some(d), accepted),
-                Err(PolicyError::Guest(GuestError::InsufficientHistory(_))) => {
-                    (None, input.state.is_some())
-                }
-                Err(e) => return Err(LoadError::Validation(Box::new(e))),
+                (Ok(d), kept) => (Some(d), kept),
+                (Err(PolicyError::Guest(GuestError::InsufficientHistory(_))), kept) => (None, kept),
+                (Err(e), _) => return Err(LoadError::Validation(Box::new(e))),
             },
         };
         let validate = clock.lap();

@@ -179,10 +179,7 @@ impl FlinkRestCollector {
             );
             for (name, p) in partitions {
                 // Each partition is read by one subtask; the others do not report it.
-                if let Some(next) = metric(&m, name)
-                    .and_then(|x| x.max)
-                    .and_then(next_offset)
-                {
+                if let Some(next) = metric(&m, name).and_then(|x| x.max).and_then(next_offset) {
                     view.positions.insert(p, next);
                 }
             }
@@ -569,8 +566,7 @@ fn consumption(then: &BTreeMap<i32, i64>, now: &BTreeMap<i32, i64>, dt: f64) -> 
 /// offset, and its lag 0). `None` before the first record (the gauge's initial -1) and for
 /// nonsense.
 fn next_offset(current: f64) -> Option<i64> {
-    (current.is_finite() && current >= 0.0 && current < i64::MAX as f64)
-        .then(|| current as i64 + 1)
+    (current.is_finite() && current >= 0.0 && current < i64::MAX as f64).then(|| current as i64 + 1)
 }
 
 /// The partition of a reader-position metric of `topic`:

@@ -11,7 +11,8 @@
 //! - `log-flood`: writes many log lines;
 //! - `strict-state`: rejects any state blob it did not write itself;
 //! - `fail-after` with `calls`: behaves like `echo` while its state counter is below `calls`,
-//!   then panics on every call (passes a swap's probe, fails on live input).
+//!   then panics on every call (passes a swap's probe, fails on live input);
+//! - `needs-history`: answers `insufficient-history` on every call.
 
 use daedalus_policy_sdk::params::Params;
 use daedalus_policy_sdk::{
@@ -135,6 +136,9 @@ impl Policy for Hostile {
                 }
                 echo(state)
             }
+            "needs-history" => Err(PolicyError::InsufficientHistory(
+                "hostile guest always wants more".into(),
+            )),
             other => Err(PolicyError::InvalidParams(format!("unknown mode {other}"))),
         }
     }
