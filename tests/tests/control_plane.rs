@@ -1132,7 +1132,8 @@ async fn editing_the_policy_file_swaps_it_and_a_broken_file_is_refused() {
 /// A change the watcher reports (its flag, raised here by hand) swaps only when the configured
 /// file's bytes changed. The file rewritten with the same bytes (touched, or its ConfigMap
 /// updated for another key) keeps a policy set through the API, with its params; new bytes
-/// replace it, with the configured params, and the job runs its configuration again.
+/// replace it, with the configured params, and the job runs its configuration again. An API
+/// swap on the same tick as a file edit wins.
 #[tokio::test]
 async fn a_rewritten_policy_file_keeps_an_api_swap_and_new_bytes_replace_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -1188,6 +1189,23 @@ params = { scaling_factor = \"0.5\" }",
     );
     assert_eq!(shared.status().policy_set_by, None);
     assert_eq!(built.job.settings().params, configured);
+
+    // A file edit and an API swap handled on the same tick: the API's, the deliberate one,
+    // is applied last and stays (it was replaced by the file at once, after being answered
+    // "swapped").
+    edited.extend_from_slice(&[0, 6, 4, b't', b'e', b's', b't', 2]);
+    std::fs::write(&policy, &edited).unwrap();
+    shared.mark_policy_changed();
+    let answer = request_swap(
+        &mut built,
+        policy_path("hpa"),
+        Some(&[("target_cpu_utilization", "0.7")]),
+        4_000,
+    )
+    .await;
+    assert!(answer.unwrap().starts_with("swapped"));
+    assert_eq!(built.job.policy_digest(), hpa);
+    assert_eq!(shared.status().policy_set_by.as_deref(), Some("api"));
 }
 
 /// Reads the simulated job's state file: (parallelism, rescales the engine started).

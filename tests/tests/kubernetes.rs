@@ -174,7 +174,10 @@ async fn instances_scale_a_statefulset_and_wait_for_the_controller() {
 
 /// Before the host has rescaled a Kafka Streams workload, its collector learns the replica
 /// count from the workload (it used to report "no instance runs" until a rescale that could
-/// never be decided). The inner collector is a double: the Prometheus side is not under test.
+/// never be decided). While the job is not ready it reads the count again, so a workload
+/// scaled from outside (here from 3 to the 2 the API server reports) is followed (the count
+/// stayed stale and the job not ready for good). The inner collector is a double: the
+/// Prometheus side is not under test.
 #[tokio::test]
 async fn the_instances_collector_reads_the_replicas_before_any_rescale() {
     use daedalus_host::engine::kubernetes::{KubernetesInstances, ReadsReplicas};
@@ -206,7 +209,17 @@ async fn the_instances_collector_reads_the_replicas_before_any_rescale() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(fake.requests().len(), 1, "read once, then known");
+    // Read before the first collection, then after each one that found the job not ready.
+    assert_eq!(fake.requests().len(), 4);
+    k.desired().store(3, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match reads.collect(0).await.unwrap() {
+            Collected::NotReady { parallelism, .. } => seen.push(parallelism),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, [Some(3), Some(2)]);
 }
 
 // --- Reaching a real-shaped API server: TLS, kubeconfig, in-cluster, exec plugins ---------

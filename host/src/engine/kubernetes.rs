@@ -319,7 +319,10 @@ impl KubernetesInstances {
 /// The collector of instances on Kubernetes, made to know the workload's replica count before
 /// the host has rescaled it: until then the shared desired count is unknown (0) and the
 /// collector would report "no instance runs" on every tick, so the job would never be decided
-/// on. While it is 0, each collection first reads the replicas from the workload's scale.
+/// on. While it is 0, each collection first reads the replicas from the workload's scale. A
+/// collection that finds the job not ready reads them again for the next one: the workload may
+/// have been scaled from outside (`kubectl scale`, a GitOps sync of `replicas`) or a rescale's
+/// answer lost, and a count that stayed stale would hold the job not ready for good.
 pub struct ReadsReplicas {
     instances: KubernetesInstances,
     inner: Box<dyn super::Collector>,
@@ -351,7 +354,13 @@ impl super::Collector for ReadsReplicas {
         {
             self.instances.refresh().await?;
         }
-        self.inner.collect(now_ms).await
+        let collected = self.inner.collect(now_ms).await?;
+        if matches!(collected, super::Collected::NotReady { .. })
+            && let Err(e) = self.instances.refresh().await
+        {
+            tracing::debug!(error = %e, "Cannot read the workload's replicas again.");
+        }
+        Ok(collected)
     }
 }
 

@@ -730,10 +730,6 @@ impl JobLoop {
         let target_job = verdict.job();
         let changes = verdict.targets != cur_map;
 
-        // Shadows decide on the identical input, with their own params, state and history of
-        // outcomes; their targets go through the same guardrails (on a copy of their state).
-        let shadow_targets = self.run_shadows(&input, &cur_map, current, now_ms).await;
-
         let mut applied = None;
         let mut applied_p = current;
         if changes {
@@ -770,6 +766,10 @@ impl JobLoop {
                 applied = Some(out);
             }
         }
+        // Shadows decide on the identical input, with their own params, state and history of
+        // outcomes; their targets go through the same guardrails (on a copy of their state).
+        // After the active policy's rescale is sent: a slow shadow never delays it.
+        let shadow_targets = self.run_shadows(&input, &cur_map, current, now_ms).await;
         let rescaled = matches!(applied, Some(ApplyOutcome::Applied(_)));
         for (s, t) in self.shadows.iter_mut().zip(&shadow_targets) {
             s.divergence
@@ -1071,10 +1071,12 @@ impl JobLoop {
     /// Applies queued swaps and promotions (at the tick boundary).
     async fn handle_requests(&mut self, now_ms: u64) {
         let mut requests = self.shared.take_requests();
+        // A file edit goes first: an API request handled on the same tick is the deliberate
+        // act, and is not replaced right after it was answered.
         if self.shared.take_policy_changed()
             && let Some(swap) = self.configured_file_edit().await
         {
-            requests.push(swap);
+            requests.insert(0, swap);
         }
         for r in requests {
             match r {
