@@ -92,6 +92,8 @@ pub struct Route {
     pub status: u16,
     /// Body to answer.
     pub body: String,
+    /// Answers left (`None`: every matching request).
+    left: Option<Arc<AtomicUsize>>,
 }
 
 impl Route {
@@ -102,7 +104,25 @@ impl Route {
             path: path.into(),
             status,
             body: body.into(),
+            left: None,
         }
+    }
+
+    /// Answers only the next `n` matching requests; later ones go to the next matching route
+    /// (an engine whose answer changes, e.g. a job that reaches its new parallelism).
+    pub fn times(mut self, n: usize) -> Self {
+        self.left = Some(Arc::new(AtomicUsize::new(n)));
+        self
+    }
+
+    /// Whether this route answers `method` `path` (using up one of its answers).
+    fn claims(&self, method: &str, path: &str) -> bool {
+        self.method == method
+            && self.path == path
+            && self.left.as_ref().is_none_or(|left| {
+                left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            })
     }
 }
 
@@ -280,7 +300,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
             let path = req.path.split('?').next().unwrap_or("");
             routes
                 .iter()
-                .find(|r| r.method == req.method && r.path == path)
+                .find(|r| r.claims(&req.method, path))
                 .map_or((404, br#"{"message":"not found"}"#.to_vec()), |r| {
                     (r.status, r.body.clone().into_bytes())
                 })

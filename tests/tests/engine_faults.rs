@@ -302,3 +302,145 @@ async fn nonsense_parallelism_from_flink_is_malformed() {
         );
     }
 }
+
+/// A running job `j1` named `wc`, its vertices given as (id, parallelism, max parallelism).
+fn flink_job(vertices: &[(&str, u32, i64)]) -> String {
+    let vs: Vec<String> = vertices
+        .iter()
+        .map(|(id, p, max)| {
+            format!(
+                r#"{{"id":"{id}","name":"{id}","parallelism":{p},"maxParallelism":{max},"status":"RUNNING"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"jid":"j1","name":"wc","state":"RUNNING","vertices":[{}]}}"#,
+        vs.join(",")
+    )
+}
+
+fn overview(taskmanagers: u32, slots: u32, available: u32) -> String {
+    format!(
+        r#"{{"taskmanagers":{taskmanagers},"slots-total":{slots},"slots-available":{available}}}"#
+    )
+}
+
+/// A cluster on the default scheduler: Flink without the endpoint answers 404, Flink with it
+/// 500 with an `UnsupportedOperationException`. Either is a clear refusal that names the fix
+/// (the 404 was reported as "job not found", the 500 as a bare server error).
+#[tokio::test]
+async fn a_cluster_without_the_adaptive_scheduler_is_refused_clearly() {
+    use daedalus_tests::fake_http::Route;
+    let unsupported = r#"{"errors":["Internal server error.","<Exception on server side:\njava.util.concurrent.CompletionException: java.lang.UnsupportedOperationException: The DefaultScheduler does not support changing the parallelism without a job restart."]}"#;
+    for (status, body) in [(404, r#"{"errors":["Not found"]}"#), (500, unsupported)] {
+        let fake = serve(Reply::Routes(vec![
+            Route::new("GET", "/jobs/j1", 200, &flink_job(&[("v1", 2, 128)])),
+            Route::new("GET", "/jobs/j1/resource-requirements", status, body),
+        ]))
+        .await;
+        let a = FlinkRescaleActuator::new(
+            FlinkRest::new(&fake.url, TIMEOUT).unwrap(),
+            JobSelector::Id("j1".into()),
+            None,
+        );
+        match a.apply(&Target::job(4)).await {
+            Ok(ApplyOutcome::Rejected(why)) => {
+                assert!(why.contains("adaptive scheduler"), "{why}");
+                assert!(why.contains("savepoint"), "{why}");
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}
+
+/// The job reached its target, but the TaskManager the actuator started is no longer needed
+/// and cannot be stopped (the pool's stop command fails): the rescale is done and the failure
+/// is logged (it was an error, so the rescale stayed pending until its timeout, and every
+/// later one too). Flink is a double whose job and cluster change between calls.
+#[tokio::test]
+async fn a_taskmanager_that_cannot_be_stopped_does_not_keep_a_rescale_pending() {
+    use daedalus_host::engine::flink::CommandPool;
+    use daedalus_tests::fake_http::Route;
+    let requirements =
+        |p: u32| format!(r#"{{"v1":{{"parallelism":{{"lowerBound":1,"upperBound":{p}}}}}}}"#);
+    let fake = serve(Reply::Routes(vec![
+        Route::new("GET", "/jobs/j1", 200, &flink_job(&[("v1", 2, 128)])).times(1),
+        Route::new("GET", "/jobs/j1", 200, &flink_job(&[("v1", 4, 128)])),
+        Route::new(
+            "GET",
+            "/jobs/j1/resource-requirements",
+            200,
+            &requirements(2),
+        )
+        .times(1),
+        Route::new(
+            "GET",
+            "/jobs/j1/resource-requirements",
+            200,
+            &requirements(4),
+        ),
+        Route::new("PUT", "/jobs/j1/resource-requirements", 200, "{}"),
+        // Two slots per TaskManager: 2 before the rescale, 6 after (one to spare).
+        Route::new("GET", "/overview", 200, &overview(1, 2, 0)).times(1),
+        Route::new("GET", "/overview", 200, &overview(3, 6, 2)),
+    ]))
+    .await;
+    let a = FlinkRescaleActuator::new(
+        FlinkRest::new(&fake.url, TIMEOUT).unwrap(),
+        JobSelector::Id("j1".into()),
+        Some(Box::new(CommandPool {
+            start: vec!["true".into()],
+            stop: vec!["false".into()],
+            dir: None,
+        })),
+    );
+    let four = Target::job(4);
+    let applied = a.apply(&four).await.unwrap();
+    assert!(matches!(applied, ApplyOutcome::Applied(_)), "{applied:?}");
+    assert_eq!(a.progress(&four).await.unwrap(), Progress::Done);
+}
+
+/// The savepoint path refuses, before stopping anything, a parallelism the cluster has no
+/// slots for (the resubmitted job would wait with the job stopped); a vertex the program gave
+/// its own parallelism (a sink at 1) does not make a job at its target look off it (it was
+/// stopped and resubmitted again on every decision).
+#[tokio::test]
+async fn the_savepoint_path_checks_the_slots_and_ignores_pinned_vertices() {
+    use daedalus_host::engine::flink::{Resubmit, SavepointRescaleActuator};
+    use daedalus_tests::fake_http::Route;
+    let fake = serve(Reply::Routes(vec![
+        Route::new(
+            "GET",
+            "/jobs/j1",
+            200,
+            &flink_job(&[("src", 2, 128), ("sink", 1, 128)]),
+        ),
+        Route::new("GET", "/overview", 200, &overview(1, 4, 1)),
+    ]))
+    .await;
+    let a = SavepointRescaleActuator::new(
+        FlinkRest::new(&fake.url, TIMEOUT).unwrap(),
+        JobSelector::Id("j1".into()),
+        Resubmit {
+            jar: "wc.jar".into(),
+            args: Vec::new(),
+            entry_class: None,
+            savepoint_timeout: Duration::from_secs(5),
+        },
+    );
+    match a.apply(&Target::job(4)).await.unwrap() {
+        ApplyOutcome::Rejected(why) => assert!(why.contains("needs 4 slots"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        a.apply(&Target::job(2)).await.unwrap(),
+        ApplyOutcome::AlreadyAtTarget
+    );
+    assert_eq!(a.progress(&Target::job(2)).await.unwrap(), Progress::Done);
+    let posts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(posts.is_empty(), "nothing stopped: {posts:?}");
+}

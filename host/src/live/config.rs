@@ -804,6 +804,13 @@ impl RunConfig {
                         "{at}.flink.job_name: required with rescale = \"savepoint\" (the resubmitted job gets a new id)"
                     );
                 }
+                if flink.taskmanager_start.is_some() || flink.taskmanager_deployment.is_some() {
+                    bail!(
+                        "{at}.flink: a TaskManager pool (taskmanager_start/stop, \
+                         taskmanager_deployment) works with rescale = \"in-place\" only; the \
+                         savepoint path starts no TaskManagers"
+                    );
+                }
             }
             if flink.taskmanager_start.is_some() && flink.taskmanager_deployment.is_some() {
                 bail!(
@@ -1080,6 +1087,12 @@ partitions = 4
         assert!(e.contains("flink.jar"), "{e}");
         let with_jar = savepoint.replace("rescale =", "jar = \"wc.jar\"\nrescale =");
         assert!(RunConfig::parse(&with_jar).is_ok());
+        let pooled = with_jar.replace(
+            "rescale =",
+            "taskmanager_start = [\"true\"]\ntaskmanager_stop = [\"true\"]\nrescale =",
+        );
+        let e = format!("{:#}", RunConfig::parse(&pooled).unwrap_err());
+        assert!(e.contains("starts no TaskManagers"), "{e}");
         let e = format!("{:#}", RunConfig::parse("tick_secs = \"ten\"").unwrap_err());
         assert!(e.contains("tick_secs"), "{e}");
         // Durations so large they would overflow the host's arithmetic are refused by key.

@@ -105,6 +105,15 @@ impl FlinkRescaleActuator {
         Ok(Ok(()))
     }
 
+    /// [`Self::release_slots`] once the job is at its target: a TaskManager that cannot be
+    /// stopped now is a leftover to report, not a rescale to keep pending (the next call tries
+    /// again).
+    async fn release_spare_slots(&self, needed: u32) {
+        if let Err(e) = self.release_slots(needed).await {
+            tracing::warn!(error = %e, "The job runs at its target; could not stop a spare TaskManager.");
+        }
+    }
+
     /// Stops TaskManagers this actuator started that the job no longer needs.
     async fn release_slots(&self, needed: u32) -> Result<(), EngineError> {
         let Some(pool) = &self.pool else {
@@ -125,6 +134,23 @@ impl FlinkRescaleActuator {
     }
 }
 
+/// Whether reading a running job's resource requirements failed because the cluster does not
+/// run the adaptive scheduler: Flink without the endpoint answers 404 (or 405); Flink with it,
+/// on the default scheduler, answers 500 with an `UnsupportedOperationException`.
+fn without_adaptive_scheduler(e: &EngineError) -> bool {
+    match e {
+        // The job was just found, so a 404 under it is the endpoint's.
+        EngineError::JobNotFound(path) => path.ends_with("/resource-requirements"),
+        EngineError::Status { status, body, .. } => {
+            matches!(status, 404 | 405)
+                || (*status == 500
+                    && (body.contains("UnsupportedOperationException")
+                        || body.contains("does not support changing the parallelism")))
+        }
+        _ => false,
+    }
+}
+
 #[async_trait::async_trait]
 impl Actuator for FlinkRescaleActuator {
     async fn apply(&self, target: &Target) -> Result<ApplyOutcome, EngineError> {
@@ -134,12 +160,12 @@ impl Actuator for FlinkRescaleActuator {
         }
         let current = match self.rest.requirements(&job.jid).await {
             Ok(r) => r,
-            Err(EngineError::Status { status, .. }) if status == 404 || status == 405 => {
-                return Ok(ApplyOutcome::Rejected(
-                    "the cluster does not run the adaptive scheduler (no resource-requirements \
-                     endpoint); set jobmanager.scheduler: adaptive, or rescale = \"savepoint\""
-                        .into(),
-                ));
+            Err(e) if without_adaptive_scheduler(&e) => {
+                return Ok(ApplyOutcome::Rejected(format!(
+                    "the cluster does not run the adaptive scheduler (the resource-requirements \
+                     endpoint answered: {e}); set jobmanager.scheduler: adaptive, or rescale = \
+                     \"savepoint\""
+                )));
             }
             Err(e) => return Err(e),
         };
@@ -167,7 +193,7 @@ impl Actuator for FlinkRescaleActuator {
             .max()
             .unwrap_or(1);
         if at_target && current == wanted {
-            self.release_slots(needed).await?;
+            self.release_spare_slots(needed).await;
             return Ok(ApplyOutcome::AlreadyAtTarget);
         }
         if current == wanted {
@@ -237,7 +263,7 @@ impl Actuator for FlinkRescaleActuator {
             .map(|v| v.parallelism)
             .max()
             .unwrap_or(1);
-        self.release_slots(needed).await?;
+        self.release_spare_slots(needed).await;
         Ok(Progress::Done)
     }
 }

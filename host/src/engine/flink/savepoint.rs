@@ -5,7 +5,9 @@
 //! it completes), then runs the job's jar again from that savepoint at the new parallelism
 //! (`POST /jars/{jar}/run` with `savepointPath`), uploading the jar first when the cluster does
 //! not have it. The resubmitted job has a new id, so follow it by name. This path rescales the
-//! whole job (one parallelism for every vertex); per-vertex targets use their maximum.
+//! whole job (one parallelism for every vertex the program did not give its own); per-vertex
+//! targets use their maximum, capped at the vertices' key groups. It refuses before stopping
+//! the job when the cluster would not have the slots: it starts no TaskManagers.
 //!
 //! A resubmit that fails after the savepoint completed leaves the job stopped. The actuator
 //! keeps the savepoint's path and reports the rescale as applied, so the loop polls
@@ -417,14 +419,31 @@ fn resubmit_job_id(from_jid: &str, location: &str, p: u32) -> String {
     hex::encode(&digest[..16])
 }
 
-/// The one parallelism this path gives the whole job: the largest of the per-vertex targets.
+/// The one parallelism this path gives the whole job: the largest of the per-vertex targets,
+/// within the key groups (`maxParallelism`) of every vertex that can rescale, since the
+/// savepoint cannot be restored above them. A vertex at 1 of 1 is non-parallel (`windowAll`,
+/// a global sink) and keeps 1 whatever the job's parallelism.
 fn whole_job(job: &super::rest::JobDetails, target: &Target) -> u32 {
-    job.vertices
+    let want = job
+        .vertices
         .iter()
         .map(|v| target.for_operator(&v.id))
         .max()
         .unwrap_or(target.job)
-        .max(1)
+        .max(1);
+    let key_groups = job
+        .vertices
+        .iter()
+        .filter(|v| !(v.parallelism == 1 && v.max_parallelism == 1))
+        .filter_map(|v| u32::try_from(v.max_parallelism).ok().filter(|m| *m > 0))
+        .min();
+    key_groups.map_or(want, |k| want.min(k))
+}
+
+/// Whether the job runs at `p`: its widest vertex does. A vertex given its own parallelism
+/// in the program (a sink at 1) keeps it, so not every vertex is at `p`.
+fn runs_at(job: &super::rest::JobDetails, p: u32) -> bool {
+    job.vertices.iter().map(|v| v.parallelism).max() == Some(p)
 }
 
 #[async_trait::async_trait]
@@ -438,8 +457,25 @@ impl Actuator for SavepointRescaleActuator {
             return Ok(ApplyOutcome::InProgress(format!("job is {}", job.state)));
         }
         let p = whole_job(&job, target);
-        if job.vertices.iter().all(|v| v.parallelism == p) {
+        if runs_at(&job, p) {
             return Ok(ApplyOutcome::AlreadyAtTarget);
+        }
+        // The resubmitted job needs `p` slots (one slot-sharing group), from the free ones and
+        // those the stopped job gives back: without them it would wait with the job stopped.
+        let ov = self.rest.overview().await?;
+        let freed = job
+            .vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0);
+        let free = ov.slots_available.saturating_add(freed);
+        if free < p {
+            return Ok(ApplyOutcome::Rejected(format!(
+                "needs {p} slots, the cluster would have {free} free ({} available, {freed} \
+                 from the job); the savepoint path starts no TaskManagers",
+                ov.slots_available
+            )));
         }
         // Fail before stopping the job when the jar cannot be found or uploaded.
         self.jar_id().await?;
@@ -520,10 +556,8 @@ impl Actuator for SavepointRescaleActuator {
         }
         let p = whole_job(&job, target);
         if job.state == "RUNNING"
-            && job
-                .vertices
-                .iter()
-                .all(|v| v.status == "RUNNING" && v.parallelism == p)
+            && job.vertices.iter().all(|v| v.status == "RUNNING")
+            && runs_at(&job, p)
         {
             Ok(Progress::Done)
         } else {
@@ -537,5 +571,64 @@ impl Actuator for SavepointRescaleActuator {
     async fn recover(&self) -> Result<Option<String>, EngineError> {
         self.settle_unconfirmed_stop().await?;
         self.resume_stranded().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::flink::rest::{JobDetails, Vertex};
+
+    fn job(vertices: &[(&str, u32, i64)]) -> JobDetails {
+        JobDetails {
+            jid: "j".into(),
+            name: "wc".into(),
+            state: "RUNNING".into(),
+            vertices: vertices
+                .iter()
+                .map(|(id, p, max)| Vertex {
+                    id: (*id).into(),
+                    name: (*id).into(),
+                    parallelism: *p,
+                    max_parallelism: *max,
+                    status: "RUNNING".into(),
+                })
+                .collect(),
+            plan: None,
+        }
+    }
+
+    #[test]
+    fn a_vertex_with_its_own_parallelism_does_not_keep_the_job_off_target() {
+        // A source and a map at 4, a global sink at 1 of 1, a sink the program set to 1.
+        let j = job(&[
+            ("src", 4, 128),
+            ("map", 4, 128),
+            ("all", 1, 1),
+            ("sink", 1, 128),
+        ]);
+        assert_eq!(whole_job(&j, &Target::job(4)), 4);
+        assert!(runs_at(&j, 4));
+        assert!(!runs_at(&j, 2));
+    }
+
+    #[test]
+    fn the_job_parallelism_stays_within_the_key_groups() {
+        let j = job(&[("src", 2, 8), ("map", 2, 128), ("all", 1, 1)]);
+        assert_eq!(whole_job(&j, &Target::job(12)), 8);
+        assert_eq!(whole_job(&j, &Target::job(6)), 6);
+        // Unknown key groups (-1) bound nothing.
+        let j = job(&[("src", 2, -1)]);
+        assert_eq!(whole_job(&j, &Target::job(12)), 12);
+    }
+
+    #[test]
+    fn a_resubmit_has_one_job_id() {
+        let id = resubmit_job_id("a1", "file:/sp/1", 4);
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(id, resubmit_job_id("a1", "file:/sp/1", 4));
+        assert_ne!(id, resubmit_job_id("a1", "file:/sp/1", 2));
+        assert_ne!(id, resubmit_job_id("a1", "file:/sp/2", 4));
     }
 }
