@@ -651,7 +651,14 @@ async fn a_group_nobody_joined_is_dead_with_nothing_committed() {
     t.produce(vec![b"a b".to_vec(); 10], 0).await.unwrap();
     let ends = t.end_offsets().await.unwrap();
     assert_eq!(
-        daedalus_host::engine::consumer_group::lag(&ends, &committed),
+        daedalus_host::engine::consumer_group::lag(&ends, &committed, &BTreeMap::new()),
+        10.0
+    );
+    // Nothing committed: counted from each partition's first offset still in the log.
+    let starts = t.start_offsets().await.unwrap();
+    assert_eq!(starts.values().sum::<i64>(), 0, "{starts:?}");
+    assert_eq!(
+        daedalus_host::engine::consumer_group::lag(&ends, &committed, &starts),
         10.0
     );
 }

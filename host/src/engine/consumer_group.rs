@@ -82,11 +82,24 @@ impl GroupView {
     }
 }
 
-/// The total lag: per partition, the end offset minus the committed one (none committed yet:
-/// the whole partition), never negative.
-pub fn lag(ends: &BTreeMap<i32, i64>, committed: &BTreeMap<i32, i64>) -> f64 {
+/// The total lag: per partition, the end offset minus the committed one, never negative. A
+/// partition with nothing committed yet counts from its first offset still in the log
+/// (`starts`, where known: a new consumer reads from there, not from records retention
+/// deleted), else whole.
+pub fn lag(
+    ends: &BTreeMap<i32, i64>,
+    committed: &BTreeMap<i32, i64>,
+    starts: &BTreeMap<i32, i64>,
+) -> f64 {
     ends.iter()
-        .map(|(p, end)| (end - committed.get(p).copied().unwrap_or(0)).max(0) as f64)
+        .map(|(p, end)| {
+            let from = committed
+                .get(p)
+                .or_else(|| starts.get(p))
+                .copied()
+                .unwrap_or(0);
+            (end - from).max(0) as f64
+        })
         .sum()
 }
 
@@ -424,7 +437,16 @@ mod tests {
     fn lag_counts_uncommitted_partitions_whole_and_never_goes_negative() {
         let ends = BTreeMap::from([(0, 100), (1, 50), (2, 10)]);
         let committed = BTreeMap::from([(0, 40), (2, 12)]);
-        assert_eq!(lag(&ends, &committed), 60.0 + 50.0);
+        assert_eq!(lag(&ends, &committed, &BTreeMap::new()), 60.0 + 50.0);
+    }
+
+    #[test]
+    fn an_uncommitted_partition_counts_from_its_log_start() {
+        // A million records written, all but the last thousand deleted by retention.
+        let ends = BTreeMap::from([(0, 1_000_000), (1, 50)]);
+        let committed = BTreeMap::from([(1, 40)]);
+        let starts = BTreeMap::from([(0, 999_000), (1, 0)]);
+        assert_eq!(lag(&ends, &committed, &starts), 1_000.0 + 10.0);
     }
 
     fn assignment(version: i16, parts: &[(&str, &[i32])]) -> Bytes {

@@ -93,11 +93,20 @@ impl KafkaTopic {
 
     /// Each partition's end offset.
     pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
+        self.offsets(OffsetAt::Latest).await
+    }
+
+    /// Each partition's first offset still in the log (after retention).
+    pub async fn start_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
+        self.offsets(OffsetAt::Earliest).await
+    }
+
+    async fn offsets(&self, at: OffsetAt) -> Result<BTreeMap<i32, i64>, EngineError> {
         let endpoint = self.endpoint();
         let mut out = BTreeMap::new();
         for pc in &self.partitions {
-            let end = within(&endpoint, self.timeout, async {
-                pc.get_offset(OffsetAt::Latest)
+            let offset = within(&endpoint, self.timeout, async {
+                pc.get_offset(at)
                     .await
                     .map_err(|e| EngineError::Unreachable {
                         endpoint: endpoint.clone(),
@@ -105,7 +114,7 @@ impl KafkaTopic {
                     })
             })
             .await?;
-            out.insert(pc.partition(), end);
+            out.insert(pc.partition(), offset);
         }
         Ok(out)
     }
@@ -274,8 +283,19 @@ impl InputTopic {
     /// How often the partition list is read again, by default.
     pub const REFRESH: Duration = Duration::from_secs(60);
 
+    /// Each partition's first offset still in the log (after retention).
+    pub async fn start_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
+        self.offsets(OffsetAt::Earliest).await
+    }
+
     /// Each partition's end offset now.
     pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, EngineError> {
+        self.offsets(OffsetAt::Latest).await
+    }
+
+    /// Each partition's offset `at`, on the topic's connection (made again every refresh
+    /// interval or after a failure).
+    async fn offsets(&self, at: OffsetAt) -> Result<BTreeMap<i32, i64>, EngineError> {
         let mut conn = self.conn.lock().await;
         if conn
             .as_ref()
@@ -284,7 +304,7 @@ impl InputTopic {
             let topic = KafkaTopic::connect(&self.bootstrap, &self.topic, self.timeout).await?;
             *conn = Some((topic, crate::clock::Stopwatch::start()));
         }
-        match conn.as_ref().expect("set above").0.end_offsets().await {
+        match conn.as_ref().expect("set above").0.offsets(at).await {
             Ok(o) => Ok(o),
             Err(e) => {
                 *conn = None;

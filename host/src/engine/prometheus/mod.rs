@@ -512,7 +512,18 @@ impl Collector for PrometheusCollector {
                 match g.committed(topic, &parts).await {
                     Ok(committed) => {
                         consumed = rate_since(&self.last_committed, now_ms, &committed);
-                        Some(consumer_group::lag(ends, &committed))
+                        // Partitions nothing was committed for (an app just started) count
+                        // from their log start, not from records retention deleted.
+                        let starts = match &self.input {
+                            Some(t) if parts.iter().any(|p| !committed.contains_key(p)) => {
+                                t.start_offsets().await.unwrap_or_else(|e| {
+                                    tracing::warn!(error = %e, "Log start offsets unavailable; uncommitted partitions count whole.");
+                                    BTreeMap::new()
+                                })
+                            }
+                            _ => BTreeMap::new(),
+                        };
+                        Some(consumer_group::lag(ends, &committed, &starts))
                     }
                     Err(e) => {
                         *self
