@@ -651,6 +651,36 @@ trace = "step:low=20000,high=150000,at=300,duration=7200"
     assert!(err.is_empty(), "{err}");
 }
 
+/// A token read from `api.token_file` is held to the same 16 characters as `api.token` (a
+/// short one was accepted, an empty one left every write refused as "wrong bearer token").
+#[test]
+fn run_refuses_a_short_token_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_job_config(
+        dir.path(),
+        "static.wasm",
+        r#"name = "sim"
+max_parallelism = 4
+[jobs.simulated]
+trace = "step:low=20000,high=150000,at=300,duration=7200"
+[api]
+listen = "127.0.0.1:0"
+token_file = "token"
+"#,
+    );
+    std::fs::write(dir.path().join("token"), "short\n").unwrap();
+    let config = config.to_str().unwrap();
+    let (code, _, err) = daedalus(&["run", "--config", config, "--duration-secs", "1"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("api.token_file") && err.contains("16"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("token"), "a-long-random-secret\n").unwrap();
+    let (code, _, err) = daedalus(&["run", "--config", config, "--duration-secs", "1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// `GET path` on `addr` over plain HTTP/1.1: the status and the body.
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};

@@ -1730,8 +1730,23 @@ seed = 3
     assert!(samples.len() > 150, "{} samples", samples.len());
     let profile = JobProfile::default_for(Engine::Flink);
     let ds2 = vec![PolicySpec::new("ds2", policy_path("ds2"), &[])];
-    let (recorded, replayed) =
-        counterfactual(&engine(), "recorded", &samples, &profile, &ds2, 10, 7).unwrap();
+    let (recorded, replayed) = {
+        let cfg = SimConfig {
+            interval_s: 10,
+            seed: 7,
+            ..SimConfig::default()
+        };
+        counterfactual(
+            &engine(),
+            "recorded",
+            &samples,
+            &profile,
+            &ds2,
+            &cfg,
+            &PolicyLimits::default(),
+        )
+        .unwrap()
+    };
     let original = Trace::load(spec)
         .unwrap()
         .truncated(recorded.rates.len() as u64);
@@ -1763,6 +1778,39 @@ seed = 3
         assert_eq!(r, d);
     }
     assert_eq!(replayed.len(), 2, "ds2 and the oracle");
+    // Under the job's own bounds, one below what the replay reached, neither DS2 nor the
+    // oracle goes beyond them (the replay used the profile's bounds, 1..18).
+    let reached = replayed
+        .iter()
+        .map(|s| s.card.max_parallelism)
+        .max()
+        .unwrap();
+    assert!(reached > 1, "{reached}");
+    let within = profile.clone().for_job(1, reached - 1, Some(30.0)).unwrap();
+    let cfg = SimConfig {
+        interval_s: 10,
+        seed: 7,
+        ..SimConfig::default()
+    };
+    let limits = PolicyLimits::default();
+    let (_, bounded) = counterfactual(
+        &engine(),
+        "recorded",
+        &samples,
+        &within,
+        &ds2,
+        &cfg,
+        &limits,
+    )
+    .unwrap();
+    for s in &bounded {
+        assert!(
+            s.card.max_parallelism < reached,
+            "{}: {}",
+            s.card.policy,
+            s.card.max_parallelism
+        );
+    }
 }
 
 /// A policy set through the API (a swap with new params, or a promoted shadow) is still the

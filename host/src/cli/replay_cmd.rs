@@ -8,6 +8,7 @@ use daedalus_host::live::replay::{arm_report, counterfactual};
 use daedalus_host::policy::{EngineOptions, PolicyEngine};
 use daedalus_host::sim::compare::{PolicySpec, parse_spec, table};
 use daedalus_host::sim::profile::{Engine, JobProfile};
+use daedalus_host::sim::run::RunConfig as SimConfig;
 use daedalus_host::store::Store;
 use std::path::PathBuf;
 
@@ -40,8 +41,18 @@ pub(crate) struct ArmsArgs {
     #[arg(long)]
     config: PathBuf,
     /// Lag (records) above which a second counts as behind.
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, default_value_t = 10_000.0, value_parser = records)]
     lag_threshold: f64,
+}
+
+/// A record count: finite and not negative.
+fn records(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of records (finite, at least 0)"
+        )),
+    }
 }
 
 fn open_store(cfg: &RunConfig) -> anyhow::Result<Store> {
@@ -108,14 +119,26 @@ pub(crate) fn replay(
         cache_dir,
         ..EngineOptions::default()
     })?;
+    // The job's own bounds, objective, tick, history window and limits.
+    let profile = profile.for_job(
+        job.min_parallelism,
+        job.max_parallelism,
+        job.latency_objective_secs,
+    )?;
+    let sim = SimConfig {
+        interval_s: u32::try_from(cfg.tick_secs).unwrap_or(u32::MAX),
+        history_s: u32::try_from(cfg.history_secs).unwrap_or(u32::MAX),
+        seed: args.seed,
+        ..SimConfig::default()
+    };
     let (trace, scored) = counterfactual(
         &engine,
         &job.name,
         &samples,
         &profile,
         &specs,
-        u32::try_from(cfg.tick_secs).unwrap_or(u32::MAX),
-        args.seed,
+        &sim,
+        &job.limits,
     )?;
     outln!(
         "Counterfactual replay of {:?}: {} recorded samples, {} s of load (peak {} rec/s), profile {}",
@@ -165,4 +188,15 @@ pub(crate) fn arms(args: ArmsArgs) -> anyhow::Result<std::process::ExitCode> {
         );
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_lag_threshold_is_a_record_count() {
+        assert_eq!(super::records("2500"), Ok(2500.0));
+        for bad in ["NaN", "-1", "inf", "many"] {
+            assert!(super::records(bad).is_err(), "{bad}");
+        }
+    }
 }

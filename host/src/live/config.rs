@@ -54,6 +54,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The shortest API token accepted (`api.token`, or the content of `api.token_file`).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -678,8 +681,11 @@ impl RunConfig {
             if a.token.is_some() && a.token_file.is_some() {
                 bail!("api: give token or token_file, not both");
             }
-            if a.token.as_deref().is_some_and(|t| t.len() < 16) {
-                bail!("api.token: must be at least 16 characters");
+            if a.token
+                .as_deref()
+                .is_some_and(|t| t.chars().count() < MIN_TOKEN_CHARS)
+            {
+                bail!("api.token: must be at least {MIN_TOKEN_CHARS} characters");
             }
         }
         if !(1..=86_400).contains(&self.tick_secs) {

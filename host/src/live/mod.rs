@@ -610,12 +610,20 @@ pub async fn run(
     if let Some(a) = &cfg.api {
         let token = match (&a.token, &a.token_file) {
             (Some(t), _) => Some(t.clone()),
-            (None, Some(f)) => Some(
-                std::fs::read_to_string(f)
+            (None, Some(f)) => {
+                let t = std::fs::read_to_string(f)
                     .with_context(|| format!("api.token_file: cannot read {}", f.display()))?
                     .trim()
-                    .to_string(),
-            ),
+                    .to_string();
+                if t.chars().count() < config::MIN_TOKEN_CHARS {
+                    anyhow::bail!(
+                        "api.token_file: the token in {} must be at least {} characters",
+                        f.display(),
+                        config::MIN_TOKEN_CHARS
+                    );
+                }
+                Some(t)
+            }
             (None, None) => None,
         };
         let listener = tokio::net::TcpListener::bind(&a.listen)

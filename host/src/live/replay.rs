@@ -58,32 +58,20 @@ pub fn recorded_trace(name: &str, samples: &[Sample]) -> anyhow::Result<Trace> {
 }
 
 /// Replays `samples` through the simulator for each policy in `specs` (and the oracle) on
-/// `profile`, deciding every `interval_s` as the live loop did.
+/// `profile` (with the job's bounds and objective: [`JobProfile::for_job`]), deciding as
+/// `cfg` says (the job's tick and history window) under the job's `limits`, as the live loop
+/// did.
 pub fn counterfactual(
     engine: &Arc<PolicyEngine>,
     job: &str,
     samples: &[Sample],
     profile: &JobProfile,
     specs: &[PolicySpec],
-    interval_s: u32,
-    seed: u64,
+    cfg: &SimConfig,
+    limits: &PolicyLimits,
 ) -> anyhow::Result<(Trace, Vec<Scored>)> {
     let trace = recorded_trace(job, samples)?;
-    let cfg = SimConfig {
-        interval_s,
-        seed,
-        ..SimConfig::default()
-    };
-    let scored = simulate_all(
-        engine,
-        specs,
-        profile,
-        &trace,
-        &cfg,
-        &PolicyLimits::default(),
-        true,
-        false,
-    )?;
+    let scored = simulate_all(engine, specs, profile, &trace, cfg, limits, true, false)?;
     Ok((trace, scored))
 }
 

@@ -355,6 +355,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The largest component file a policy is read from, bytes (the JavaScript and Python
+/// runtimes' components are 12-18 MiB).
+pub(crate) const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
 /// Policy bytes with their sha256, computed once on construction, so a load that checks the
 /// digest first (a pinned digest, or "is this the active component?") does not hash the bytes
 /// again. The digest cannot disagree with the bytes: it is only ever computed here.
@@ -424,18 +428,53 @@ impl Digested<'static> {
 
     /// Reads and hashes the file at `path`.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        std::fs::read(path)
-            .map(Digested::owned)
-            .map_err(|e| LoadError::Io {
-                path: path.display().to_string(),
-                detail: e.to_string(),
-            })
+        use std::io::Read;
+        let io = |detail: String| LoadError::Io {
+            path: path.display().to_string(),
+            detail,
+        };
+        // Only a regular file, and only so much of it: a device (`/dev/zero`) or a FIFO named
+        // as a policy must not fill the host's memory or block it.
+        let file = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| io(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(io("not a regular file".into()));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_COMPONENT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io(e.to_string()))?;
+        if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+            return Err(io(format!(
+                "larger than {} MiB, more than any policy component",
+                MAX_COMPONENT_BYTES >> 20
+            )));
+        }
+        Ok(Digested::owned(bytes))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_regular_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Digested::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = Digested::read(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let file = dir.path().join("p.wasm");
+        std::fs::write(&file, b"abc").unwrap();
+        let read = Digested::read(&file).unwrap();
+        assert_eq!(
+            (read.len(), read.digest()),
+            (3, Digested::new(b"abc").digest())
+        );
+    }
 
     #[test]
     fn the_digest_is_the_sha256_of_the_bytes_and_a_pin_is_checked_against_it() {

@@ -45,8 +45,12 @@ pub enum CompareError {
         #[source]
         source: GuestError,
     },
-    /// Two policies share a display name, so their rows and files would collide.
-    #[error("two policies are named `{0}`; give each its own name (`NAME=PATH?KEY=VALUE`)")]
+    /// Two policies share a display name (or the oracle's, or one that makes the same file
+    /// name), so their rows and files would collide.
+    #[error(
+        "two policies are named `{0}` (or the same as file names, or as the oracle); give each \
+         its own name (`NAME=PATH?KEY=VALUE`)"
+    )]
     DuplicateName(String),
 }
 
@@ -131,8 +135,16 @@ pub fn simulate_all(
     progress: bool,
 ) -> Result<Vec<Scored>, CompareError> {
     let model = Model::new(profile, trace, cfg.seed);
+    // Names must differ as file names too (`a.b` and `a_b` write the same files), and from
+    // the oracle's row.
     let mut names = std::collections::BTreeSet::new();
-    if let Some(s) = specs.iter().find(|s| !names.insert(s.name.as_str())) {
+    if with_oracle {
+        names.insert(super::export::slug("oracle"));
+    }
+    if let Some(s) = specs
+        .iter()
+        .find(|s| !names.insert(super::export::slug(&s.name)))
+    {
         return Err(CompareError::DuplicateName(s.name.clone()));
     }
     let loaded: Vec<(PolicySpec, LoadedPolicy)> = specs
@@ -327,5 +339,39 @@ mod tests {
         assert!(s.params.is_empty());
         assert!(parse_spec("x.wasm?novalue").is_err());
         assert!(parse_spec("name=").is_err());
+    }
+
+    /// A policy named like the oracle, or two whose files would collide, are refused before
+    /// anything is loaded (the "vs oracle" ratios were taken against the user's row).
+    #[test]
+    fn names_may_not_collide_with_the_oracle_or_as_files() {
+        let engine = PolicyEngine::new(crate::policy::EngineOptions::default()).unwrap();
+        let profile = JobProfile::default_for(Engine::Flink);
+        let trace = Trace::synthetic("constant:rate=1000,duration=10").unwrap();
+        let run = |names: &[&str], with_oracle: bool| {
+            let specs: Vec<_> = names
+                .iter()
+                .map(|n| PolicySpec::new(n, PathBuf::from("missing.wasm"), &[]))
+                .collect();
+            simulate_all(
+                &engine,
+                &specs,
+                &profile,
+                &trace,
+                &RunConfig::default(),
+                &PolicyLimits::default(),
+                with_oracle,
+                false,
+            )
+            .map(|_| ())
+        };
+        let dup = |r: Result<(), CompareError>| matches!(r, Err(CompareError::DuplicateName(_)));
+        assert!(dup(run(&["oracle"], true)));
+        assert!(dup(run(&["a.b", "a_b"], false)));
+        // Distinct names get as far as loading (the file is missing).
+        assert!(matches!(
+            run(&["oracle"], false),
+            Err(CompareError::Load { .. })
+        ));
     }
 }

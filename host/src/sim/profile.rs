@@ -195,6 +195,29 @@ impl JobProfile {
         JobProfile::parse(&text, &origin)
     }
 
+    /// This profile with a job's bounds (the initial parallelism moved within them) and, when
+    /// given, its latency objective as the SLO: a replay of a live job under its own limits.
+    pub fn for_job(
+        mut self,
+        min_parallelism: u32,
+        max_parallelism: u32,
+        latency_objective_secs: Option<f64>,
+    ) -> Result<JobProfile, ProfileError> {
+        self.min_parallelism = min_parallelism;
+        self.max_parallelism = max_parallelism;
+        self.initial_parallelism = self
+            .initial_parallelism
+            .clamp(min_parallelism, max_parallelism.max(min_parallelism));
+        if let Some(s) = latency_objective_secs {
+            self.slo_latency_ms = s * 1000.0;
+        }
+        self.validate().map_err(|detail| ProfileError {
+            origin: format!("{} with the job's bounds", self.name),
+            detail,
+        })?;
+        Ok(self)
+    }
+
     /// Parses and validates profile TOML.
     pub fn parse(text: &str, origin: &str) -> Result<JobProfile, ProfileError> {
         let err = |detail: String| ProfileError {
@@ -331,6 +354,26 @@ impl JobProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_takes_a_jobs_bounds_and_objective() {
+        let p = JobProfile::default_for(Engine::Flink)
+            .for_job(2, 4, Some(30.0))
+            .unwrap();
+        assert_eq!((p.min_parallelism, p.max_parallelism), (2, 4));
+        assert!((2..=4).contains(&p.initial_parallelism));
+        assert_eq!(p.slo_latency_ms, 30_000.0);
+        let kept = JobProfile::default_for(Engine::Flink).slo_latency_ms;
+        let p = JobProfile::default_for(Engine::Flink)
+            .for_job(1, 8, None)
+            .unwrap();
+        assert_eq!(p.slo_latency_ms, kept);
+        assert!(
+            JobProfile::default_for(Engine::Flink)
+                .for_job(1, 5000, None)
+                .is_err()
+        );
+    }
 
     #[test]
     fn bundled_profiles_are_valid() {
