@@ -63,6 +63,9 @@ pub const MIN_SCORED: usize = 20;
 
 /// Points between the values a [`Past`] forecast keeps (one per minute of lead).
 const PAST_EVERY: usize = 6;
+/// The most forecasts kept for scoring (two horizons' worth: one a minute up to a 30-minute
+/// horizon, sparser beyond).
+const MAX_PAST: usize = 60;
 
 /// One model forecast kept for scoring at every lead: the value of point
 /// `PAST_EVERY * k + PAST_EVERY - 1` (the last 10 s of each minute of lead) for each model,
@@ -268,10 +271,13 @@ impl Forecaster {
         let step_ms = STEP_S * 1000;
         let span_ms = 2 * steps as u64 * step_ms;
         self.past.retain(|f| f.start_ms + span_ms >= start_ms);
+        // One a minute; over long horizons fewer, so at most `MAX_PAST` are kept and the
+        // state blob stays far below the host's limit (it grows with the horizon squared).
+        let every = PAST_EVERY.max((2 * steps).div_ceil(MAX_PAST)) as u64;
         if self
             .past
             .last()
-            .is_some_and(|f| f.start_ms + PAST_EVERY as u64 * step_ms > start_ms)
+            .is_some_and(|f| f.start_ms + every * step_ms > start_ms)
         {
             return;
         }
@@ -595,6 +601,31 @@ pub fn linear(s: &[f64], steps: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The forecasts kept for scoring stay few over the longest horizons the params allow, so
+    /// the state blob stays far below the host's 1 MiB (at a 7200 s horizon, one a minute
+    /// came to about 1 MB after five hours).
+    #[test]
+    fn long_horizons_keep_few_past_forecasts() {
+        let mut f = Forecaster::default();
+        let steps = 7200 / STEP_S as usize;
+        let values: Vec<f64> = (0..steps).map(|i| 50_000.123 + i as f64 * 0.731).collect();
+        for minute in 0..6 * 60 {
+            let v = Some(values.as_slice());
+            f.keep(minute * 60_000, steps, [v, v, v]);
+        }
+        assert!(f.past.len() <= MAX_PAST, "{}", f.past.len());
+        let bytes = serde_json::to_vec(&f).unwrap().len();
+        assert!(bytes < 512 << 10, "{bytes} bytes");
+        // The default horizon keeps one a minute, as before.
+        let mut f = Forecaster::default();
+        let steps = 900 / STEP_S as usize;
+        for minute in 0..60 {
+            let v = Some(&values[..steps]);
+            f.keep(minute * 60_000, steps, [v, v, v]);
+        }
+        assert_eq!(f.past.len(), 31);
+    }
 
     #[test]
     fn ar_recovers_a_known_process() {

@@ -28,6 +28,14 @@
 //! linearly; when no candidate covers the whole forecast, the smallest recovering one is taken
 //! instead of the maximum (`fallback = max` restores the reference).
 //!
+//! Also beyond the reference, which assumes a clean signal and that every plan is carried out:
+//! with no input rate in the last minute the policy answers `insufficient-history` (the load
+//! is unknown, not zero); a proposal the host did not apply at all (`previous` shows the job
+//! where it was: a guardrail held it, the engine refused or was busy) starts no cooldown and
+//! no recovery watch, so it is proposed again at the next evaluation; a timestamp ahead of
+//! `now_ms` (a clock stepped back) is no recent rescale; forecasts kept for scoring thin out
+//! beyond a 30-minute horizon so the state stays small.
+//!
 //! Beyond the reference (each a param, with its default and the value that turns it off):
 //!
 //! - **Falling behind** (`react_secs` 30, off: 0): when the lag has grown for `react_secs`, all

@@ -279,7 +279,7 @@ fn falling_behind(params: &Params, input: &DecisionInput, since_ms: Option<u64>)
             .window(params.react_ms / 3)
             .map(|o| o.throughput_records_per_sec),
     )?;
-    let spans = window.last()?.at_ms - window.first()?.at_ms >= params.react_ms / 2;
+    let spans = window.last()?.at_ms.saturating_sub(window.first()?.at_ms) >= params.react_ms / 2;
     (spans
         && lags.len() >= 2
         && last > first
@@ -301,7 +301,22 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         return hold(&st, "rescale in progress");
     }
     let now = input.now_ms;
-    let last_rescale = st.last_rescale_ms.max(input.rescale.last_finished_ms);
+    // The host's previous outcome: a proposal it did not apply at all (a guardrail held it,
+    // the engine refused or was busy) was no rescale, so it starts no cooldown or watch.
+    if let Some(prop) = st.proposal.take()
+        && input.previous.as_ref().is_some_and(|p| {
+            p.proposed_parallelism == prop.target && p.applied_parallelism == prop.from
+        })
+    {
+        st.last_rescale_ms = prop.last_rescale_before;
+        st.watch = None;
+    }
+    // A time ahead of now (a clock stepped back, a state from another host) is no recent
+    // rescale: it would hold every scale-up until the clock caught up.
+    let last_rescale = st
+        .last_rescale_ms
+        .max(input.rescale.last_finished_ms)
+        .filter(|t| *t <= now);
     let behind = falling_behind(params, input, last_rescale);
     if behind.is_none()
         && st
@@ -311,14 +326,19 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         return Ok(Decision::hold("between evaluations").with_state(st.encode()));
     }
     st.last_eval_ms = Some(now);
+    // Without the input rate the load is unknown, not zero: deciding on 0 would take the job
+    // to its smallest scale-out (an input topic unreachable, an engine without one).
+    let Some(load_now) = mean_finite(input.window(60_000).map(|o| o.input_records_per_sec)) else {
+        return Err(PolicyError::InsufficientHistory(
+            "no input rate in the last minute: the load is unknown".into(),
+        ));
+    };
     let lag_now = input
         .current
         .lag_records
         .filter(|l| l.is_finite())
         .unwrap_or(0.0)
         .max(0.0);
-    let load_now =
-        mean_finite(input.window(60_000).map(|o| o.input_records_per_sec)).unwrap_or(0.0);
     // The last rescale has recovered and no backlog is left: a scale-down may come early.
     let settled = params.early_scale_down
         && st.watch.is_none()
@@ -741,6 +761,11 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
         metrics.push(Metric::new("chosen-recovery", chosen_rt, "s"));
     }
     if choice != p_now {
+        st.proposal = Some(crate::state::Proposal {
+            from: p_now,
+            target: choice,
+            last_rescale_before: st.last_rescale_ms,
+        });
         st.last_rescale_ms = Some(now);
         st.watch = Some(Watch {
             started_ms: now,

@@ -32,6 +32,20 @@ pub struct State {
     pub downtime_up_s: Option<f64>,
     /// See `downtime_up_s`.
     pub downtime_down_s: Option<f64>,
+    /// The rescale proposed at the last decision, until the host says what it did with it.
+    #[serde(default)]
+    pub proposal: Option<Proposal>,
+}
+
+/// A proposed rescale, to undo its bookkeeping when the host did not apply it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The parallelism the job ran at.
+    pub from: u32,
+    /// The parallelism proposed.
+    pub target: u32,
+    /// `last_rescale_ms` before the proposal.
+    pub last_rescale_before: Option<u64>,
 }
 
 impl State {

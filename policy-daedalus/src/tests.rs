@@ -220,6 +220,64 @@ fn guards() {
     );
 }
 
+/// Without the input rate the load is unknown: Daedalus waits for it (it took the unknown
+/// rate as 0 and scaled a job serving 35k records/s down to 1).
+#[test]
+fn an_unknown_input_rate_is_no_load_of_zero() {
+    let mut i = job(8, |_| 35_000.0, 10_000, 300);
+    for o in i.history.iter_mut().chain(std::iter::once(&mut i.current)) {
+        o.input_records_per_sec = None;
+        o.lag_records = None;
+    }
+    assert!(matches!(
+        decide(&params(), &i),
+        Err(PolicyError::InsufficientHistory(_))
+    ));
+}
+
+/// A scale-down the host did not apply (a guardrail held it) starts no cooldown: the next
+/// evaluation proposes it again (it held for its cooldown and keep window as if the job had
+/// been rescaled). One the host applied does.
+#[test]
+fn a_proposal_the_host_did_not_apply_is_proposed_again() {
+    use daedalus_policy_sdk::PreviousOutcome;
+    let p = params();
+    let d1 = decide(&p, &job(8, |_| 15_000.0, 10_000, 300)).unwrap();
+    assert_eq!(d1.action, Action::Job(2), "{:?}", d1.explanation);
+    let next = |applied: u32| {
+        let mut i = job(8, |_| 15_000.0, 10_060, 360);
+        i.state = d1.state.clone();
+        i.previous = Some(PreviousOutcome {
+            proposed_parallelism: 2,
+            applied_parallelism: applied,
+            clamped_by: vec!["freeze-window".into()],
+        });
+        decide(&p, &i).unwrap()
+    };
+    let d = next(8);
+    assert_eq!(d.action, Action::Job(2), "{:?}", d.explanation);
+    let d = next(2);
+    assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
+}
+
+/// A clock stepped back (or a state from another host's future) neither panics nor holds the
+/// job in a cooldown until the clock catches up.
+#[test]
+fn a_clock_stepped_back_is_no_recent_rescale() {
+    let p = params();
+    let d1 = decide(&p, &job(2, |_| 35_000.0, 20_000, 300)).unwrap();
+    assert_eq!(d1.action, Action::Job(4));
+    let mut i = job(2, |_| 35_000.0, 10_000, 300);
+    i.state = d1.state;
+    let d = decide(&p, &i).unwrap();
+    assert_eq!(d.action, Action::Job(4), "{:?}", d.explanation);
+    // The current observation older than the history: no overflow.
+    let mut i = job(4, |_| 35_000.0, 130, 31);
+    i.current.at_ms = 90_000;
+    i.now_ms = 90_000;
+    let _ = decide(&p, &i);
+}
+
 #[test]
 fn state_round_trips_and_foreign_state_is_refused() {
     let i = job(2, |_| 35_000.0, 10_000, 300);

@@ -65,10 +65,12 @@ impl<'a> Params<'a> {
         Ok(v)
     }
 
-    /// An optional integer in `[min, max]`.
+    /// An optional integer in `[min, max]`; absent or empty (the default such a parameter
+    /// advertises) is `None`.
     pub fn opt_u64_in(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, PolicyError> {
         match self.raw(key) {
             None => Ok(None),
+            Some(v) if v.trim().is_empty() => Ok(None),
             Some(_) => self.u64_in(key, 0, min, max).map(Some),
         }
     }
@@ -124,6 +126,18 @@ mod tests {
         assert!(params.bool("b", false).unwrap());
         assert_eq!(params.choice("c", "min", &["min", "max"]).unwrap(), "max");
         assert_eq!(params.f64_in("d", 7.0, 0.0, 10.0).unwrap(), 7.0);
+    }
+
+    /// An optional integer given as its advertised empty default is absent (`static`'s
+    /// `parallelism = ""` was refused as not an integer).
+    #[test]
+    fn an_empty_optional_integer_is_absent() {
+        let p = pairs(&[("a", ""), ("b", " 3 ")]);
+        let params = Params::new(&p, &["a", "b", "c"]).unwrap();
+        assert_eq!(params.opt_u64_in("a", 1, 10).unwrap(), None);
+        assert_eq!(params.opt_u64_in("b", 1, 10).unwrap(), Some(3));
+        assert_eq!(params.opt_u64_in("c", 1, 10).unwrap(), None);
+        assert!(params.opt_u64_in("b", 4, 10).is_err());
     }
 
     #[test]

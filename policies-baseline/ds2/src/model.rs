@@ -84,13 +84,30 @@ pub fn plan(params: &Ds2Params, input: &DecisionInput) -> Result<Vec<OperatorPla
             .map(|o| o.input_records_per_sec),
     )
     .ok_or_else(|| PolicyError::InsufficientHistory("no job input rate".into()))?;
+    // Several sources (a join, a union) share the job's input: each in proportion to what
+    // it emitted over the window, evenly when that is not known.
+    let sources: Vec<usize> = (0..ops.len())
+        .filter(|i| ops[*i].upstream.is_empty())
+        .collect();
+    let emitted: Vec<Option<f64>> = sources
+        .iter()
+        .map(|i| window_rates(input, &ops[*i].operator_id, params.interval_ms).rate_out)
+        .collect();
+    let total: f64 = emitted.iter().flatten().sum();
+    let source_share = |i: usize| -> f64 {
+        let k = sources.iter().position(|s| *s == i);
+        match k.and_then(|k| emitted[k]) {
+            Some(out) if total > 0.0 && emitted.iter().all(Option::is_some) => out / total,
+            _ => 1.0 / sources.len().max(1) as f64,
+        }
+    };
     let mut projected_out = vec![0.0f64; ops.len()];
     let mut plans: Vec<Option<OperatorPlan>> = vec![None; ops.len()];
     for i in order {
         let op = &ops[i];
         let is_source = op.upstream.is_empty();
         let target_input = if is_source {
-            source_rate
+            source_rate * source_share(i)
         } else {
             op.upstream
                 .iter()

@@ -46,6 +46,29 @@ fn computes_optimal_parallelism_per_operator() {
     assert!(d.metric("true-rate-per-instance:map").unwrap() > 999.0);
 }
 
+/// Two sources feeding a join share the job's input (each emitted half of it): the join's
+/// target input is the job's input, not twice it (each source was given the whole rate).
+#[test]
+fn several_sources_share_the_job_input() {
+    let mut o = observation(100_000, 1);
+    o.input_records_per_sec = Some(1000.0);
+    let mk = |id: &str, up: &[&str], b: f64, rin: f64, rout: f64| OperatorSample {
+        busy_ratio: Some(b),
+        records_in_per_sec: Some(rin),
+        records_out_per_sec: Some(rout),
+        ..operator(id, up, 1)
+    };
+    o.operators = vec![
+        mk("a", &[], 0.5, 500.0, 500.0),
+        mk("b", &[], 0.5, 500.0, 500.0),
+        mk("join", &["a", "b"], 1.0, 1000.0, 1000.0),
+    ];
+    let plans = model::plan(&Ds2Params::parse(&[]).unwrap(), &input(o, 1, 64)).unwrap();
+    let join = plans.iter().find(|p| p.operator_id == "join").unwrap();
+    assert_eq!(join.target_input, 1000.0);
+    assert_eq!(join.target, 1);
+}
+
 #[test]
 fn small_decreases_are_not_significant() {
     // map over-provisioned by one instance only: hold.
