@@ -1651,6 +1651,44 @@ async fn a_pause_survives_a_host_restart() {
     assert!(!start().await.job.shared().status().paused);
 }
 
+/// A pause set through the API is recorded at once, not at the job's next tick: a host
+/// restarted before then resumes the job paused (it came back acting). The tick here is a day
+/// long, so only the pause itself can have recorded it.
+#[tokio::test]
+async fn a_pause_is_recorded_before_the_next_tick() {
+    use daedalus_host::live::run_job;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &store_in(dir.path()),
+        &[sim_job("j", &policy_path("ds2"), "", "")],
+    );
+    let parts = HostParts::new(&cfg, engine()).unwrap();
+    let store = parts.store.clone().unwrap();
+    let start = async || {
+        build_job(&cfg, &cfg.jobs[0], &parts, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let built = start().await;
+    let shared = built.job.shared();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_job(built, Duration::from_secs(86_400), None, rx));
+    shared.set_paused(true);
+    let recorded = || {
+        store
+            .loop_state::<serde_json::Value>("j")
+            .unwrap()
+            .is_some_and(|v| v["paused"] == true)
+    };
+    wait_for(async || recorded(), "the pause recorded").await;
+    tx.send(true).unwrap();
+    let job = task.await.unwrap();
+    assert_eq!(job.rescales(), 0);
+    drop(job);
+    assert!(start().await.job.shared().status().paused);
+}
+
 /// A rescale request the host wrote but never saw answered (it was killed in between) is
 /// re-sent on restart only under a config that would send it now: in dry run it is recorded
 /// as abandoned and nothing is sent; otherwise it is re-sent and followed.

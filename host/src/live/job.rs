@@ -539,12 +539,12 @@ impl JobLoop {
         }
     }
 
-    /// Runs one cycle at `now_ms`.
-    pub async fn cycle(&mut self, now_ms: u64) -> Cycle {
-        self.handle_requests(now_ms).await;
+    /// Records a pause or resume set through the API that is not recorded yet: at once, so it
+    /// survives a restart before the next decision (the job's loop calls this when one is
+    /// set, and before each cycle).
+    pub fn record_pause(&mut self) {
         let paused = self.shared.paused();
         if paused != self.ls.paused {
-            // Recorded at once: a pause must survive a restart before the next decision.
             self.ls.paused = paused;
             if let Some(store) = &self.store
                 && let Err(e) = store.put_loop_state(&self.settings.name, &self.ls)
@@ -552,6 +552,12 @@ impl JobLoop {
                 self.store_err("the pause", e);
             }
         }
+    }
+
+    /// Runs one cycle at `now_ms`.
+    pub async fn cycle(&mut self, now_ms: u64) -> Cycle {
+        self.handle_requests(now_ms).await;
+        self.record_pause();
         let cycle = self.cycle_inner(now_ms).await;
         let name = self.settings.name.clone();
         if let Some(m) = &self.metrics {

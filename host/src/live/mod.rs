@@ -542,8 +542,10 @@ pub async fn run_job(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let prune_every = (3_600_000 / tick.as_millis().max(1)).max(1) as u64;
     let mut cycles = 0u64;
+    let shared = job.shared();
     loop {
         tokio::select! {
+            _ = shared.pause_set() => job.record_pause(),
             _ = interval.tick() => {
                 let now = clock.now_ms();
                 // A panic in one job's cycle must not end its loop silently (the task would
@@ -562,6 +564,7 @@ pub async fn run_job(
             _ = stop.changed() => break,
         }
     }
+    job.record_pause();
     tracing::info!(job = %job.settings().name, rescales = job.rescales(), "Job loop stopped.");
     job
 }

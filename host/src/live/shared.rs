@@ -180,6 +180,9 @@ pub struct JobShared {
     /// Job name.
     pub name: String,
     paused: AtomicBool,
+    /// Woken when `paused` is set, so the job records it at once (a pause must survive a
+    /// restart, also one before the job's next tick).
+    pause_set: tokio::sync::Notify,
     policy_changed: AtomicBool,
     requests: Mutex<Vec<Request>>,
     status: Mutex<JobStatus>,
@@ -205,6 +208,12 @@ impl JobShared {
     /// would have done).
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::SeqCst);
+        self.pause_set.notify_one();
+    }
+
+    /// Resolves once a pause or resume was set since the last call.
+    pub async fn pause_set(&self) {
+        self.pause_set.notified().await;
     }
 
     /// Whether acting is paused.
