@@ -314,6 +314,18 @@ impl Store {
         Ok(())
     }
 
+    /// How many of the job's decisions of `role` since `since_ms` failed (counted in SQLite, not
+    /// read back).
+    pub fn policy_errors(&self, job: &str, role: &str, since_ms: u64) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM decisions WHERE job = ?1 AND role = ?2 AND at_ms >= ?3 \
+             AND error IS NOT NULL",
+            params![job, role, i64::try_from(since_ms).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The job's decisions, newest first: `limit` of them, optionally of one role only.
     pub fn decisions(
         &self,

@@ -157,7 +157,8 @@ async fn many_simulated_jobs_share_a_host_in_isolation() {
     let metrics = parts.metrics.encode();
     assert!(metrics.contains("daedalus_errors_total{job=\"broken\",kind=\"policy\"}"));
     // Split test: DS2 jobs in arm A, HPA jobs in arm B, scored from the live data.
-    let arms = daedalus_host::live::replay::arm_report(&store, &cfg.arms(), 0, 10_000.0).unwrap();
+    let arms =
+        daedalus_host::live::replay::arm_report(&store, &cfg.arms(), |_| 0, 10_000.0).unwrap();
     assert_eq!(arms.len(), 2);
     assert_eq!((arms[0].arm.as_str(), arms[0].jobs.len()), ("A", 6));
     assert_eq!((arms[1].arm.as_str(), arms[1].jobs.len()), ("B", 5));
@@ -1029,8 +1030,30 @@ async fn one_api_request_pauses_or_resumes_several_jobs() {
         .map(|(n, b)| (n.to_string(), b.job.shared()))
         .collect();
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let (api, server) = serve_api(shared.clone(), BTreeMap::new(), &parts, rx).await;
+    // A short request timeout: these jobs never tick.
+    let (api, server) = serve_api_within(
+        shared.clone(),
+        BTreeMap::new(),
+        &parts,
+        rx,
+        Duration::from_millis(200),
+    )
+    .await;
     let paused = || -> Vec<bool> { names.iter().map(|n| shared[*n].paused()).collect() };
+
+    // A request the job takes at its next tick is queued, not an error; a wrong method is a
+    // JSON error too.
+    let (s, reply) = api
+        .post("/jobs/a/policy/reset", Some(api.token), None)
+        .await;
+    assert_eq!(s, 202, "{reply}");
+    assert!(
+        reply["queued"].is_string() && reply.get("error").is_none(),
+        "{reply}"
+    );
+    let (s, reply) = api.get("/pause").await;
+    assert_eq!(s, 405, "{reply}");
+    assert!(reply["error"].is_string(), "{reply}");
 
     assert_eq!(api.post("/pause", None, None).await.0, 401);
     for (body, status, says) in [

@@ -160,7 +160,7 @@ pub(crate) fn arms(args: ArmsArgs) -> anyhow::Result<std::process::ExitCode> {
         bail!("no job in {} has an `arm`", args.config.display());
     }
     let store = open_store(&cfg)?;
-    let report = arm_report(&store, &arms, 0, args.lag_threshold)?;
+    let report = arm_report(&store, &arms, |_| 0, args.lag_threshold)?;
     outln!(
         "{:<6} {:>5} {:>12} {:>16} {:>12} {:>14} {:>10} {:>12} {:>8}",
         "arm",

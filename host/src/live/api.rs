@@ -172,6 +172,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{job}/resume", post(resume))
         .route("/arms", get(arms))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method (see the API table in the README)".into(),
+            )
+        })
         .with_state(state)
 }
 
@@ -297,11 +303,14 @@ async fn wait(
             StatusCode::SERVICE_UNAVAILABLE,
             "the job stopped before taking the request".into(),
         )),
-        Err(_) => Err(ApiError(
+        // Not an error: the job takes the request at its next tick.
+        Err(_) => Ok((
             StatusCode::ACCEPTED,
-            "queued; the job has not reached its next tick yet (see /jobs/{job}/policy-events)"
-                .into(),
-        )),
+            axum::Json(json!({
+                "queued": "the job has not reached its next tick yet (see /jobs/{job}/policy-events)"
+            })),
+        )
+            .into_response()),
     }
 }
 
@@ -420,12 +429,15 @@ async fn arms(
         ));
     }
     // Jobs may run on accelerated clocks: measure the window back from each job's latest cycle.
-    let latest = s
+    let window_ms = (hours * 3.6e6) as u64;
+    let since: BTreeMap<String, u64> = s
         .jobs
-        .values()
-        .map(|j| j.status().last_cycle_ms)
-        .max()
-        .unwrap_or(0);
+        .iter()
+        .map(|(name, j)| {
+            let latest = j.status().last_cycle_ms;
+            (name.clone(), latest.saturating_sub(window_ms))
+        })
+        .collect();
     let lag_threshold = q.lag_threshold.unwrap_or(10_000.0);
     if !(lag_threshold.is_finite() && lag_threshold >= 0.0) {
         return Err(ApiError(
@@ -433,8 +445,18 @@ async fn arms(
             "lag_threshold must be a number of records >= 0".into(),
         ));
     }
-    let since = latest.saturating_sub((hours * 3.6e6) as u64);
-    let report = super::replay::arm_report(store, &s.arms, since, lag_threshold)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    // Reads of the whole window: off the async workers.
+    let (store, arms) = (store.clone(), s.arms.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        super::replay::arm_report(
+            &store,
+            &arms,
+            |job| since.get(job).copied().unwrap_or(0),
+            lag_threshold,
+        )
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     Ok(axum::Json(report).into_response())
 }

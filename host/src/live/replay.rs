@@ -105,11 +105,13 @@ pub struct ArmReport {
 pub fn arm_report(
     store: &Store,
     arms: &BTreeMap<String, String>,
-    since_ms: u64,
+    since: impl Fn(&str) -> u64,
     lag_threshold: f64,
 ) -> anyhow::Result<Vec<ArmReport>> {
     let mut out: BTreeMap<String, ArmReport> = BTreeMap::new();
     for (job, arm) in arms {
+        // Each job's own window: jobs may run on clocks of their own (a simulated job at 60x).
+        let since_ms = since(job);
         let r = out.entry(arm.clone()).or_insert_with(|| ArmReport {
             arm: arm.clone(),
             ..ArmReport::default()
@@ -136,11 +138,7 @@ pub fn arm_report(
                     && matches!(x.outcome.as_str(), "applied" | "done" | "timeout")
             })
             .count() as u32;
-        r.policy_errors += store
-            .decisions(job, Some("active"), usize::MAX >> 1)?
-            .iter()
-            .filter(|d| d.at_ms >= since_ms && d.error.is_some())
-            .count() as u64;
+        r.policy_errors += store.policy_errors(job, "active", since_ms)?;
     }
     Ok(out
         .into_values()
@@ -202,7 +200,7 @@ mod tests {
             ("a2".to_string(), "A".to_string()),
             ("b1".to_string(), "B".to_string()),
         ]);
-        let r = arm_report(&store, &arms, 0, 500.0).unwrap();
+        let r = arm_report(&store, &arms, |_| 0, 500.0).unwrap();
         assert_eq!(r[0].arm, "A");
         assert_eq!(r[0].observed_s, 120.0);
         assert_eq!(r[0].worker_seconds, 60.0 * 2.0 + 60.0 * 4.0);
@@ -210,5 +208,38 @@ mod tests {
         assert_eq!(r[0].lag_over_threshold_s, 40.0);
         assert_eq!((r[1].rescales, r[1].mean_parallelism), (1, 3.0));
         assert_eq!(r[1].rescales_per_hour, 60.0);
+        // Each job's own window (its clock may run ahead of the others'), and the failed
+        // decisions in it.
+        for (at_ms, error) in [
+            (10_000, Some("trap")),
+            (50_000, Some("trap")),
+            (60_000, None),
+        ] {
+            store
+                .put_decision(&crate::store::DecisionRecord {
+                    job: "b1".into(),
+                    at_ms,
+                    role: "active".into(),
+                    policy: "p".into(),
+                    digest: "d".into(),
+                    current: 3,
+                    proposed: 3,
+                    target: 3,
+                    clamped_by: Vec::new(),
+                    reason: String::new(),
+                    explanation: serde_json::Value::Null,
+                    error: error.map(String::from),
+                })
+                .unwrap();
+        }
+        let r = arm_report(
+            &store,
+            &arms,
+            |job| if job == "b1" { 40_000 } else { 0 },
+            500.0,
+        )
+        .unwrap();
+        assert_eq!(r[0].observed_s, 120.0);
+        assert_eq!((r[1].observed_s, r[1].policy_errors), (20.0, 1));
     }
 }
