@@ -32,7 +32,9 @@
 //! with no input rate in the last minute the policy answers `insufficient-history` (the load
 //! is unknown, not zero); a proposal the host did not apply at all (`previous` shows the job
 //! where it was: a guardrail held it, the engine refused or was busy) starts no cooldown and
-//! no recovery watch, so it is proposed again at the next evaluation; a timestamp ahead of
+//! no recovery watch, so it is proposed again at the next evaluation (a scale-down the host
+//! delays, `scale_down_delay_secs`, is proposed again on every tick in between, since a hold
+//! would cancel it); a timestamp ahead of
 //! `now_ms` (a clock stepped back) is no recent rescale; forecasts kept for scoring thin out
 //! beyond a 30-minute horizon so the state stays small.
 //!

@@ -303,13 +303,22 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
     let now = input.now_ms;
     // The host's previous outcome: a proposal it did not apply at all (a guardrail held it,
     // the engine refused or was busy) was no rescale, so it starts no cooldown or watch.
+    let mut delayed = None;
     if let Some(prop) = st.proposal.take()
-        && input.previous.as_ref().is_some_and(|p| {
-            p.proposed_parallelism == prop.target && p.applied_parallelism == prop.from
-        })
+        && let Some(prev) = input
+            .previous
+            .as_ref()
+            .filter(|p| p.proposed_parallelism == prop.target && p.applied_parallelism == prop.from)
     {
         st.last_rescale_ms = prop.last_rescale_before;
         st.watch = None;
+        // A scale-down the host delays (`scale_down_delay_secs`) is made only if it is still
+        // proposed when the delay ends; a hold would cancel it.
+        if prev.clamped_by.iter().any(|c| c == "scale-down-delay")
+            && prop.from == input.current.parallelism
+        {
+            delayed = Some(prop);
+        }
     }
     // A time ahead of now (a clock stepped back, a state from another host) is no recent
     // rescale: it would hold every scale-up until the clock caught up.
@@ -323,6 +332,23 @@ pub fn decide(params: &Params, input: &DecisionInput) -> Result<Decision, Policy
             .last_eval_ms
             .is_some_and(|t| now < t + params.decision_interval_ms && now >= t)
     {
+        if let Some(prop) = delayed {
+            // Between evaluations, the delayed scale-down is proposed again as it was.
+            let target = prop.target;
+            st.proposal = Some(crate::state::Proposal {
+                last_rescale_before: st.last_rescale_ms,
+                ..prop
+            });
+            st.last_rescale_ms = Some(now);
+            return Ok(Decision::job(
+                target,
+                format!(
+                    "{} -> {target} again: the host delays the scale-down",
+                    prop.from
+                ),
+            )
+            .with_state(st.encode()));
+        }
         return Ok(Decision::hold("between evaluations").with_state(st.encode()));
     }
     st.last_eval_ms = Some(now);

@@ -260,6 +260,39 @@ fn a_proposal_the_host_did_not_apply_is_proposed_again() {
     assert_eq!(d.action, Action::Hold, "{:?}", d.explanation);
 }
 
+/// A scale-down the host delays (`scale_down_delay_secs`) is proposed again between
+/// evaluations, so the delay can end in it (a hold in between cancelled it, and Daedalus,
+/// evaluating once a minute, could never scale down under a longer delay). Other refusals
+/// wait for the next evaluation.
+#[test]
+fn a_delayed_scale_down_is_proposed_again_between_evaluations() {
+    use daedalus_policy_sdk::PreviousOutcome;
+    let p = params();
+    let d1 = decide(&p, &job(8, |_| 15_000.0, 10_000, 300)).unwrap();
+    assert_eq!(d1.action, Action::Job(2), "{:?}", d1.explanation);
+    let mut state = d1.state;
+    for (k, clamp) in ["scale-down-delay", "scale-down-delay", "freeze-window"]
+        .iter()
+        .enumerate()
+    {
+        let mut i = job(8, |_| 15_000.0, 10_010 + 10 * k as u64, 310 + 10 * k as u64);
+        i.state = state.clone();
+        i.previous = Some(PreviousOutcome {
+            proposed_parallelism: 2,
+            applied_parallelism: 8,
+            clamped_by: vec![clamp.to_string()],
+        });
+        let d = decide(&p, &i).unwrap();
+        let want = if *clamp == "freeze-window" {
+            Action::Hold
+        } else {
+            Action::Job(2)
+        };
+        assert_eq!(d.action, want, "{clamp}: {:?}", d.explanation);
+        state = d.state;
+    }
+}
+
 /// A clock stepped back (or a state from another host's future) neither panics nor holds the
 /// job in a cooldown until the clock catches up.
 #[test]
