@@ -291,7 +291,8 @@ impl SavepointRescaleActuator {
         Ok(stats
             .history
             .iter()
-            .any(|c| c.status == "IN_PROGRESS" && c.checkpoint_type == "SYNC_SAVEPOINT"))
+            // Any savepoint in progress: a slow stop must not be forgotten on a type name.
+            .any(|c| c.status == "IN_PROGRESS" && c.checkpoint_type.contains("SAVEPOINT")))
     }
 
     /// With a stranded job: resubmits it unless a newer job of that name exists. `None` when
